@@ -1,0 +1,1 @@
+"""The pure core: models, messages, the state machine and the ports it is driven through."""

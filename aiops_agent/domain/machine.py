@@ -1,0 +1,377 @@
+"""The incident state machine: `decide(incident, signal, now) -> (incident, commands)`.
+
+Every transition is a row of `_TABLE`, keyed by (state, signal kind). A pair that is not in the
+table raises `InvalidTransition`: the caller logs it and drops the signal (a stale outcome after a
+redelivery, an approval for an incident that is already closed). No I/O and no clock reads here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiops_agent.domain.messages import (
+    AnalysisFailed,
+    Analyze,
+    Analyzed,
+    Approved,
+    Command,
+    EventReceived,
+    ExecuteStep,
+    Notified,
+    Notify,
+    Plan,
+    PlanReady,
+    Rejected,
+    RelatedEvent,
+    Signal,
+    StepFailed,
+    StepSucceeded,
+    Suppressed,
+    Tick,
+    Verify,
+    VerifyResult,
+    command_to_dict,
+)
+from aiops_agent.domain.models import (
+    ActionRecord,
+    Classification,
+    Incident,
+    TimelineEntry,
+    Verification,
+    WorkflowState,
+)
+
+S = WorkflowState
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The knobs of the workflow, narrowed from the settings."""
+
+    confidence_threshold: float = 0.8
+    verify_timeout: timedelta = timedelta(minutes=5)
+    verify_interval: timedelta = timedelta(seconds=10)
+    shadow: bool = False
+
+
+class InvalidTransition(Exception):
+    def __init__(self, state: WorkflowState, signal_kind: str) -> None:
+        super().__init__(f"signal {signal_kind!r} is not valid in state {state.value}")
+        self.state = state
+        self.signal_kind = signal_kind
+
+
+Result = tuple[Incident, list[Command]]
+_Handler = Callable[[Incident, Any, datetime, Policy], Result]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _note(incident: Incident, now: datetime, detail: str, **changes: Any) -> Incident:
+    """Apply `changes`, then append a timeline entry in the (possibly new) state."""
+    state = changes.get("workflow_state", incident.workflow_state)
+    entry = TimelineEntry(at=now, state=state, detail=detail)
+    return incident.model_copy(
+        update={**changes, "timeline": (*incident.timeline, entry), "updated_at": now}
+    )
+
+
+def _notify(incident: Incident, state: WorkflowState, subject: str, message: str) -> Notify:
+    return Notify(
+        id=f"notify-{state.value.lower()}",
+        subject=f"[aiops] {state.value}: {incident.resource_type} {incident.resource_id}: "
+        f"{subject}"[:100],
+        message=message,
+    )
+
+
+def _close(
+    incident: Incident, now: datetime, state: WorkflowState, detail: str, *, notify: bool = True
+) -> Result:
+    closed = _note(incident, now, detail, workflow_state=state, next_check_at=None)
+    if not notify:
+        return closed, []
+    return closed, [_notify(closed, state, detail, detail)]
+
+
+def _start_step(incident: Incident, now: datetime, index: int, detail: str) -> Result:
+    step = incident.plan[index]
+    record = ActionRecord(step=index, action=step.action, status="STARTED", started_at=now)
+    command = ExecuteStep(
+        id=f"step-{index}",
+        step=index,
+        action=step.action,
+        params=dict(step.params),
+        idempotency_token=f"{incident.incident_id}-{index}",
+    )
+    updated = _note(
+        incident,
+        now,
+        detail,
+        workflow_state=S.EXECUTING,
+        recovery_actions=(*incident.recovery_actions, record),
+    )
+    return updated, [command]
+
+
+def _finish_record(incident: Incident, index: int, **changes: Any) -> tuple[ActionRecord, ...]:
+    return tuple(
+        r.model_copy(update=changes) if r.step == index and r.status == "STARTED" else r
+        for r in incident.recovery_actions
+    )
+
+
+def _plan_text(incident: Incident) -> str:
+    return ", ".join(step.action for step in incident.plan) or "none"
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _on_event_received(inc: Incident, sig: EventReceived, now: datetime, _: Policy) -> Result:
+    ev = sig.event
+    who = f" by {ev.principal}" if ev.principal else ""
+    detail = f"{ev.detail_type}: {ev.action}{who}"
+    return _note(inc, now, detail, workflow_state=S.ANALYZING), [Analyze()]
+
+
+def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> Result:
+    ev = sig.event
+    if ev.event_id == inc.event_id or ev.event_id in inc.related_event_ids:
+        return inc, []
+    detail = f"related event joined: {ev.detail_type}: {ev.action}"
+    return _note(inc, now, detail, related_event_ids=(*inc.related_event_ids, ev.event_id)), []
+
+
+def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) -> Result:
+    a = sig.analysis
+    inc = inc.model_copy(
+        update={
+            "classification": a.classification,
+            "confidence": a.confidence,
+            "severity": a.severity,
+            "reasons": a.reasons,
+            "plan": a.plan,
+            "approval_required": a.requires_approval,
+        }
+    )
+    summary = f"{a.classification.value} ({a.confidence:.2f}, {a.analyzer}): " + "; ".join(
+        a.reasons
+    )
+    if a.classification is Classification.NORMAL:
+        return _close(inc, now, S.IGNORED, summary, notify=False)
+    if a.classification is Classification.ANOMALY:
+        return _close(inc, now, S.NOTIFIED, summary)
+    if a.confidence < policy.confidence_threshold:
+        waiting = _note(
+            inc,
+            now,
+            f"{summary}; confidence below {policy.confidence_threshold:.2f}: manual review",
+            workflow_state=S.AWAITING_APPROVAL,
+        )
+        return waiting, [
+            _notify(
+                waiting,
+                S.AWAITING_APPROVAL,
+                "manual review needed",
+                f"{summary}. Proposed plan: {_plan_text(waiting)}. "
+                f"Approve or reject: aiops-agent incidents approve {inc.incident_id}",
+            )
+        ]
+    if not a.plan:
+        return _close(inc, now, S.NOTIFIED, f"{summary}; no automated recovery: notify only")
+    planning = _note(inc, now, summary, workflow_state=S.PLANNING)
+    return planning, [Plan(id="plan", steps=a.plan)]
+
+
+def _on_analysis_failed(inc: Incident, sig: AnalysisFailed, now: datetime, _: Policy) -> Result:
+    waiting = _note(
+        inc,
+        now,
+        f"analysis failed ({sig.error}): manual review",
+        workflow_state=S.AWAITING_APPROVAL,
+    )
+    return waiting, [_notify(waiting, S.AWAITING_APPROVAL, "analysis failed", sig.error)]
+
+
+def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy) -> Result:
+    inc = inc.model_copy(update={"plan": sig.steps})
+    plan_text = _plan_text(inc)
+    if not sig.steps:
+        return _close(inc, now, S.NOTIFIED, "no catalog action applies: notify only")
+    if policy.shadow:
+        records = tuple(
+            ActionRecord(
+                step=i,
+                action=s.action,
+                status="DRY_RUN",
+                started_at=now,
+                finished_at=now,
+                detail="shadow mode: not executed",
+            )
+            for i, s in enumerate(sig.steps)
+        )
+        inc = inc.model_copy(update={"recovery_actions": (*inc.recovery_actions, *records)})
+        return _close(inc, now, S.NOTIFIED, f"shadow mode: would run {plan_text}")
+    approved = inc.approved_by is not None
+    needs_approval = inc.approval_required or any(
+        s.params.get("requires_approval") for s in sig.steps
+    )
+    if needs_approval and not approved:
+        waiting = _note(
+            inc, now, f"plan {plan_text} needs approval", workflow_state=S.AWAITING_APPROVAL
+        )
+        return waiting, [
+            _notify(
+                waiting,
+                S.AWAITING_APPROVAL,
+                "approval needed",
+                f"Plan: {plan_text}. aiops-agent incidents approve {inc.incident_id}",
+            )
+        ]
+    return _start_step(inc, now, 0, f"plan: {plan_text}; executing step 1/{len(sig.steps)}")
+
+
+def _on_suppressed(inc: Incident, sig: Suppressed, now: datetime, _: Policy) -> Result:
+    return _close(inc, now, S.SUPPRESSED, f"suppressed: {sig.reason}", notify=False)
+
+
+def _on_approved(inc: Incident, sig: Approved, now: datetime, _: Policy) -> Result:
+    if not inc.plan:
+        return _close(inc, now, S.NOTIFIED, f"approved by {sig.by}; nothing to run")
+    planning = _note(
+        inc, now, f"approved by {sig.by}", workflow_state=S.PLANNING, approved_by=sig.by
+    )
+    return planning, [Plan(id="plan", steps=inc.plan)]
+
+
+def _on_rejected(inc: Incident, sig: Rejected, now: datetime, _: Policy) -> Result:
+    why = f": {sig.reason}" if sig.reason else ""
+    return _close(inc, now, S.REJECTED, f"rejected by {sig.by}{why}", notify=False)
+
+
+def _on_step_succeeded(inc: Incident, sig: StepSucceeded, now: datetime, policy: Policy) -> Result:
+    records = _finish_record(
+        inc, sig.step, status="SUCCEEDED", finished_at=now, detail=sig.detail, result=sig.result
+    )
+    inc = inc.model_copy(update={"recovery_actions": records})
+    action = inc.plan[sig.step].action
+    nxt = sig.step + 1
+    if nxt < len(inc.plan):
+        done = _note(inc, now, f"{action} succeeded: {sig.detail}")
+        return _start_step(done, now, nxt, f"executing step {nxt + 1}/{len(inc.plan)}")
+    verification = Verification(status="PENDING", started_at=now)
+    verifying = _note(
+        inc,
+        now,
+        f"{action} succeeded: {sig.detail}; verifying",
+        workflow_state=S.VERIFYING,
+        verification=verification,
+        verify_deadline=now + policy.verify_timeout,
+    )
+    return verifying, [Verify(id="verify-1", attempt=1)]
+
+
+def _on_step_failed(inc: Incident, sig: StepFailed, now: datetime, _: Policy) -> Result:
+    records = _finish_record(inc, sig.step, status="FAILED", finished_at=now, detail=sig.error)
+    inc = inc.model_copy(update={"recovery_actions": records})
+    action = inc.plan[sig.step].action
+    any_done = any(r.status == "SUCCEEDED" for r in records)
+    state = S.PARTIAL if any_done else S.FAILED
+    return _close(inc, now, state, f"{action} failed: {sig.error}")
+
+
+def _on_verify_result(inc: Incident, sig: VerifyResult, now: datetime, policy: Policy) -> Result:
+    prior = inc.verification or Verification(status="PENDING", started_at=now)
+    attempts = prior.attempts + 1
+    if sig.status == "PENDING":
+        deadline = inc.verify_deadline or now
+        if now >= deadline:
+            verification = prior.model_copy(
+                update={
+                    "status": "FAILED",
+                    "checks": sig.checks,
+                    "attempts": attempts,
+                    "finished_at": now,
+                    "detail": f"timed out: {sig.detail}",
+                }
+            )
+            inc = inc.model_copy(update={"verification": verification})
+            return _close(inc, now, S.FAILED, f"verification timed out: {sig.detail}")
+        verification = prior.model_copy(
+            update={"checks": sig.checks, "attempts": attempts, "detail": sig.detail}
+        )
+        return inc.model_copy(
+            update={
+                "verification": verification,
+                "next_check_at": now + policy.verify_interval,
+                "updated_at": now,
+            }
+        ), []
+    verification = prior.model_copy(
+        update={
+            "status": sig.status,
+            "checks": sig.checks,
+            "attempts": attempts,
+            "finished_at": now,
+            "detail": sig.detail,
+        }
+    )
+    inc = inc.model_copy(update={"verification": verification, "verify_deadline": None})
+    outcome = {"PASSED": S.COMPLETED, "PARTIAL": S.PARTIAL, "FAILED": S.FAILED}[sig.status]
+    return _close(inc, now, outcome, f"verification {sig.status.lower()}: {sig.detail}")
+
+
+def _on_tick(inc: Incident, _sig: Tick, now: datetime, _: Policy) -> Result:
+    attempt = (inc.verification.attempts if inc.verification else 0) + 1
+    return inc.model_copy(update={"next_check_at": None, "updated_at": now}), [
+        Verify(id=f"verify-{attempt}", attempt=attempt)
+    ]
+
+
+def _on_notified(inc: Incident, sig: Notified, now: datetime, _: Policy) -> Result:
+    detail = "notification sent" if sig.ok else f"notification failed: {sig.detail}"
+    return _note(inc, now, detail), []
+
+
+_OPEN = [s for s in WorkflowState if not s.terminal]
+
+_TABLE: dict[tuple[WorkflowState, str], _Handler] = {
+    (S.RECEIVED, "event_received"): _on_event_received,
+    (S.ANALYZING, "analyzed"): _on_analyzed,
+    (S.ANALYZING, "analysis_failed"): _on_analysis_failed,
+    (S.PLANNING, "plan_ready"): _on_plan_ready,
+    (S.PLANNING, "suppressed"): _on_suppressed,
+    (S.AWAITING_APPROVAL, "approved"): _on_approved,
+    (S.AWAITING_APPROVAL, "rejected"): _on_rejected,
+    (S.EXECUTING, "step_succeeded"): _on_step_succeeded,
+    (S.EXECUTING, "step_failed"): _on_step_failed,
+    (S.VERIFYING, "verify_result"): _on_verify_result,
+    (S.VERIFYING, "tick"): _on_tick,
+    **{(s, "related_event"): _on_related for s in _OPEN},
+    **{(s, "notified"): _on_notified for s in WorkflowState},
+}
+
+
+def valid_pairs() -> frozenset[tuple[WorkflowState, str]]:
+    return frozenset(_TABLE)
+
+
+def decide(
+    incident: Incident, signal: Signal, now: datetime, policy: Policy | None = None
+) -> Result:
+    """Apply one signal to one incident. Pure: same inputs, same outputs."""
+    handler = _TABLE.get((incident.workflow_state, signal.kind))
+    command_id = getattr(signal, "command_id", None)
+    pending_ids = {p.get("id") for p in incident.pending}
+    if handler is None or (command_id is not None and command_id not in pending_ids):
+        # An outcome for a command that is no longer pending is stale (it was already applied).
+        raise InvalidTransition(incident.workflow_state, signal.kind)
+    remaining = tuple(p for p in incident.pending if p.get("id") != command_id)
+    new, commands = handler(incident, signal, now, policy or Policy())
+    pending = remaining + tuple(command_to_dict(c) for c in commands)
+    return new.model_copy(update={"pending": pending}), commands

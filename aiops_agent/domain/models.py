@@ -1,0 +1,193 @@
+"""The domain's value types: events, analyses, plans and incidents.
+
+Pure data: no I/O, no clock reads, no asyncio. Everything here is a pydantic model so that it
+serialises to the incident store and to `--json` output in one well-defined shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Classification(StrEnum):
+    FAILURE = "FAILURE"
+    TAMPERING = "TAMPERING"
+    ANOMALY = "ANOMALY"
+    NORMAL = "NORMAL"
+
+
+class WorkflowState(StrEnum):
+    RECEIVED = "RECEIVED"
+    ANALYZING = "ANALYZING"
+    PLANNING = "PLANNING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    EXECUTING = "EXECUTING"
+    VERIFYING = "VERIFYING"
+    COMPLETED = "COMPLETED"
+    PARTIAL = "PARTIAL"
+    FAILED = "FAILED"
+    SUPPRESSED = "SUPPRESSED"
+    NOTIFIED = "NOTIFIED"
+    IGNORED = "IGNORED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES: frozenset[WorkflowState] = frozenset(
+    {
+        WorkflowState.COMPLETED,
+        WorkflowState.PARTIAL,
+        WorkflowState.FAILED,
+        WorkflowState.SUPPRESSED,
+        WorkflowState.NOTIFIED,
+        WorkflowState.IGNORED,
+        WorkflowState.REJECTED,
+    }
+)
+OPEN_STATES: tuple[WorkflowState, ...] = tuple(s for s in WorkflowState if not s.terminal)
+
+
+class Severity(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NormalizedEvent(_Frozen):
+    """One event about one resource, whatever its source and shape."""
+
+    event_id: str
+    source: str
+    detail_type: str
+    resource_type: str
+    resource_id: str
+    region: str = "us-east-1"
+    account: str | None = None
+    action: str
+    """The API call (`TerminateInstances`) or the observed state (`state:stopped`)."""
+    time: datetime
+    principal: str | None = None
+    principal_type: str | None = None
+    invoked_by: str | None = None
+    user_agent: str | None = None
+    succeeded: bool = True
+    error_code: str | None = None
+    read_only: bool = False
+    replayed: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+    """Small, normalizer-chosen facts (state, tags, request parameters) the rules may use."""
+
+    @property
+    def resource_key(self) -> str:
+        return resource_key(self.resource_type, self.region, self.resource_id)
+
+
+def resource_key(resource_type: str, region: str, resource_id: str) -> str:
+    return f"{resource_type}:{region}:{resource_id}"
+
+
+def incident_id_for(event_id: str, key: str) -> str:
+    """Deterministic incident id: a redelivered event maps onto the incident it already made."""
+    digest = hashlib.sha256(f"{event_id}|{key}".encode()).hexdigest()
+    return f"inc-{digest[:20]}"
+
+
+class PlanStep(_Frozen):
+    action: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class Analysis(_Frozen):
+    classification: Classification
+    confidence: float = Field(ge=0.0, le=1.0)
+    severity: Severity = Severity.MEDIUM
+    reasons: tuple[str, ...] = ()
+    plan: tuple[PlanStep, ...] = ()
+    requires_approval: bool = False
+    analyzer: str = "rules"
+
+
+class ActionRecord(_Frozen):
+    """What one plan step did: kept in the incident as `recovery_actions`."""
+
+    step: int
+    action: str
+    status: str  # STARTED | SUCCEEDED | FAILED | DRY_RUN
+    started_at: datetime
+    finished_at: datetime | None = None
+    detail: str = ""
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class Verification(_Frozen):
+    status: str  # PENDING | PASSED | FAILED | PARTIAL | SKIPPED
+    checks: tuple[dict[str, Any], ...] = ()
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    detail: str = ""
+
+
+class TimelineEntry(_Frozen):
+    at: datetime
+    state: WorkflowState
+    detail: str
+
+
+class Incident(_Frozen):
+    incident_id: str
+    event_id: str
+    resource_type: str
+    resource_id: str
+    region: str
+    resource_key: str
+    workflow_state: WorkflowState = WorkflowState.RECEIVED
+    classification: Classification | None = None
+    confidence: float | None = None
+    severity: Severity | None = None
+    reasons: tuple[str, ...] = ()
+    plan: tuple[PlanStep, ...] = ()
+    recovery_actions: tuple[ActionRecord, ...] = ()
+    verification: Verification | None = None
+    timeline: tuple[TimelineEntry, ...] = ()
+    related_event_ids: tuple[str, ...] = ()
+    approved_by: str | None = None
+    approval_required: bool = False
+    event: NormalizedEvent
+    created_at: datetime
+    updated_at: datetime
+    next_check_at: datetime | None = None
+    verify_deadline: datetime | None = None
+    version: int = 0
+    pending: tuple[dict[str, Any], ...] = ()
+    """Commands decided but not yet carried out (a transactional outbox)."""
+
+    @property
+    def terminal(self) -> bool:
+        return self.workflow_state.terminal
+
+    def to_public(self) -> dict[str, Any]:
+        """The `incidents show --json` form (CONTRACT.md)."""
+        data = self.model_dump(mode="json", exclude={"pending", "event"})
+        data["event"] = {
+            "source": self.event.source,
+            "detail_type": self.event.detail_type,
+            "action": self.event.action,
+            "principal": self.event.principal,
+            "time": self.event.time.isoformat(),
+        }
+        return data

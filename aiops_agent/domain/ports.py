@@ -1,0 +1,99 @@
+"""The ports the engine drives: Protocol-typed, implemented by adapters (and by fakes in tests).
+
+No adapter is imported here; the domain stays free of asyncio and aiobotocore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from aiops_agent.domain.models import Analysis, Incident, NormalizedEvent, WorkflowState
+
+
+class ConflictError(Exception):
+    """A conditional write lost: the stored item is not the one the writer read."""
+
+
+@runtime_checkable
+class IncidentStore(Protocol):
+    async def create(self, incident: Incident) -> bool:
+        """Store a new incident (version 1). False if one with this id already exists."""
+
+    async def get(self, incident_id: str) -> Incident | None: ...
+
+    async def save(self, incident: Incident) -> Incident:
+        """Write `incident` if the stored version is still `incident.version`.
+
+        Returns the incident as stored (version + 1); raises `ConflictError` otherwise.
+        """
+
+    async def open_for_resource(self, resource_key: str) -> Incident | None:
+        """The newest non-terminal incident about this resource, if any."""
+
+    async def recent_for_resource(self, resource_key: str, since: datetime) -> list[Incident]:
+        """Incidents about this resource created at or after `since`, newest first."""
+
+    async def list_incidents(
+        self,
+        *,
+        state: WorkflowState | None = None,
+        resource_type: str | None = None,
+        limit: int = 100,
+    ) -> list[Incident]:
+        """Newest first."""
+
+    async def due(self, now: datetime, limit: int = 50) -> list[Incident]:
+        """Incidents that need attention: a stored wait has come due, or a step's lease expired."""
+
+
+class Analyzer(Protocol):
+    name: str
+
+    async def analyze(self, event: NormalizedEvent) -> Analysis: ...
+
+
+class Notifier(Protocol):
+    async def publish(
+        self, subject: str, message: str, attributes: Mapping[str, str] | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    ok: bool
+    detail: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+CheckStatus = Literal["PASSED", "FAILED", "PENDING"]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    status: CheckStatus
+    detail: str
+    checks: Sequence[dict[str, Any]] = ()
+
+
+class Action(Protocol):
+    """One entry of the action catalog."""
+
+    name: str
+    resource_type: str
+    description: str
+    permissions: tuple[str, ...]
+
+    async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome: ...
+
+    async def verify(
+        self, params: Mapping[str, Any], result: Mapping[str, Any]
+    ) -> CheckOutcome: ...
+
+    async def dry_run(self, params: Mapping[str, Any]) -> str: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

@@ -1,0 +1,102 @@
+"""Settings, read once from the environment (prefix `AIOPS_`), as CONTRACT.md names them."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from aiops_agent.domain.machine import Policy
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIOPS_", extra="ignore", frozen=True)
+
+    aws_endpoint_url: str | None = None
+    region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    queue_url: str | None = None
+    incident_table: str = "aiops-incidents"
+    patterns_table: str = "aiops-patterns"
+    sns_topic_arn: str | None = None
+    codebuild_project: str = "aiops-recovery"
+    cooldown_minutes: float = Field(default=5, ge=0)
+    confidence_threshold: float = Field(default=0.8, ge=0, le=1)
+    anomaly_threshold: float = Field(default=3.0, gt=0)
+    failure_probability_threshold: float = Field(default=0.7, ge=0, le=1)
+    log_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_poll_seconds: float = Field(default=300, gt=0)
+    analyzer: Literal["rules", "bedrock"] = "rules"
+    model_id: str = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    mode: Literal["active", "shadow"] = "active"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    trusted_principals: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Added beyond CONTRACT.md (add, don't rename):
+    http_host: str = "127.0.0.1"
+    incident_ttl_days: int = Field(default=90, gt=0)
+    max_concurrency: int = Field(default=10, ge=1, le=100)
+    receive_wait_seconds: int = Field(default=20, ge=0, le=20)
+    visibility_timeout_seconds: int = Field(default=120, ge=10, le=43200)
+    sweep_seconds: float = Field(default=10, gt=0)
+    step_lease_seconds: float = Field(default=60, gt=0)
+    verify_timeout_seconds: float = Field(default=600, gt=0)
+    verify_interval_seconds: float = Field(default=10, gt=0)
+    drain_seconds: float = Field(default=20, gt=0, le=28)
+    aws_max_attempts: int = Field(default=5, ge=1, le=20)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("log_groups", "trusted_principals", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def policy(self) -> Policy:
+        return Policy(
+            confidence_threshold=self.confidence_threshold,
+            verify_timeout=timedelta(seconds=self.verify_timeout_seconds),
+            verify_interval=timedelta(seconds=self.verify_interval_seconds),
+            shadow=self.mode == "shadow",
+        )
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    if field == "region":
+        return "AWS_REGION" if "AWS_REGION" in os.environ else "AWS_DEFAULT_REGION"
+    if field.startswith("AWS_"):
+        return field
+    return f"AIOPS_{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a bad value raises `SettingsError` with one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = _env_name(tuple(err.get("loc", ())))
+        raw = err.get("input")
+        shown = f" (got {raw!r})" if isinstance(raw, str | int | float) else ""
+        raise SettingsError(f"invalid setting {name}: {err['msg']}{shown}") from None
