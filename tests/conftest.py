@@ -6,11 +6,6 @@ This is how aiobotocore tests itself: real HTTP, real botocore serialization, no
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,16 +13,11 @@ from pathlib import Path
 import pytest
 
 from aiops_agent.aws.clients import AwsClients
+from aiops_agent.emulator import MotoServer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 """`../shared` beside the project checkout: real events, logs and series."""
 EVENTS_DIR = SHARED / "data" / "events"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,30 +44,8 @@ def _aws_env() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """`python -m moto.server` on 127.0.0.1:<free port>, for the whole session."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with MotoServer() as server:
+        yield server.url
 
 
 @pytest.fixture

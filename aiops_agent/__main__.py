@@ -1,0 +1,7 @@
+"""`python -m aiops_agent` is `aiops-agent`."""
+
+import sys
+
+from aiops_agent.cli import main
+
+sys.exit(main())

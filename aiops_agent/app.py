@@ -1,0 +1,199 @@
+"""The composition root: the only module that constructs things.
+
+Lifecycle (DESIGN.md): signal handlers first; then an AsyncExitStack for clients and the HTTP
+server (torn down in reverse); then a TaskGroup for the loops. SIGTERM flips readiness at once,
+stops receiving, drains in-flight work within a budget and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from aiops_agent import __version__
+from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
+from aiops_agent.analysis.rules import RulesAnalyzer
+from aiops_agent.aws.clients import AwsClients
+from aiops_agent.domain.ports import IncidentStore, Notifier
+from aiops_agent.engine.clock import SystemClock
+from aiops_agent.engine.engine import Engine
+from aiops_agent.engine.runner import CommandRunner, RunnerConfig
+from aiops_agent.intake.envelope import InvalidEvent, parse_event
+from aiops_agent.notify.sns import SnsNotifier
+from aiops_agent.obs.health import Health
+from aiops_agent.obs.http import start_http_server
+from aiops_agent.obs.metrics import Metrics
+from aiops_agent.settings import Settings
+from aiops_agent.sources.sqs import SqsConsumer
+from aiops_agent.sources.sweeper import Sweeper
+from aiops_agent.store.dynamodb import DynamoIncidentStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    clients: AwsClients
+    metrics: Metrics
+    health: Health
+    store: IncidentStore
+    notifier: Notifier
+    engine: Engine
+    clock: SystemClock
+
+
+def build_clients(settings: Settings, metrics: Metrics | None = None) -> AwsClients:
+    return AwsClients(
+        endpoint_url=settings.aws_endpoint_url,
+        region=settings.region,
+        max_attempts=settings.aws_max_attempts,
+        on_call=metrics.on_aws_call if metrics is not None else None,
+    )
+
+
+def build_store(settings: Settings, clients: AwsClients) -> DynamoIncidentStore:
+    return DynamoIncidentStore(
+        clients,
+        settings.incident_table,
+        ttl_days=settings.incident_ttl_days,
+        step_lease=timedelta(seconds=settings.step_lease_seconds),
+    )
+
+
+def build_components(
+    settings: Settings,
+    clients: AwsClients,
+    metrics: Metrics,
+    *,
+    store: IncidentStore | None = None,
+    notifier: Notifier | None = None,
+) -> Components:
+    clock = SystemClock()
+    store = store or build_store(settings, clients)
+    notifier = notifier or SnsNotifier(clients, settings.sns_topic_arn)
+    analyzer = RulesAnalyzer(trusted_principals=settings.trusted_principals)
+    catalog = BoundCatalog(
+        CATALOG, ActionDeps(clients=clients, codebuild_project=settings.codebuild_project)
+    )
+    runner = CommandRunner(
+        store=store,
+        analyzer=analyzer,
+        catalog=catalog,
+        notifier=notifier,
+        clock=clock,
+        config=RunnerConfig(cooldown=timedelta(minutes=settings.cooldown_minutes)),
+    )
+    engine = Engine(
+        store=store,
+        runner=runner,
+        clock=clock,
+        policy=settings.policy(),
+        metrics=metrics,
+        step_lease=timedelta(seconds=settings.step_lease_seconds),
+    )
+    return Components(
+        settings=settings,
+        clients=clients,
+        metrics=metrics,
+        health=Health(metrics=metrics),
+        store=store,
+        notifier=notifier,
+        engine=engine,
+        clock=clock,
+    )
+
+
+def event_handler(engine: Engine) -> Callable[[str], Awaitable[None]]:
+    async def handle(body: str) -> None:
+        for event in parse_event(body):
+            await engine.handle_event(event)
+
+    return handle
+
+
+async def run_daemon(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    install_signal_handlers: bool = True,
+    on_started: Callable[[int], None] | None = None,
+) -> int:
+    """Run until `stop` is set (or SIGTERM/SIGINT); returns the exit code."""
+    if settings.queue_url is None:
+        raise ValueError("AIOPS_QUEUE_URL is required for `run`")
+    stop = stop or asyncio.Event()
+    metrics = Metrics()
+    metrics.build_info.labels(__version__, _python()).set(1)
+    loop = asyncio.get_running_loop()
+    if install_signal_handlers:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = await stack.enter_async_context(build_clients(settings, metrics))
+            parts = build_components(settings, clients, metrics)
+            http = await start_http_server(
+                parts.health, metrics, settings.http_host, settings.http_port
+            )
+            stack.push_async_callback(http.close)
+            dlq = await SqsConsumer.discover_dead_letter_queue(clients, settings.queue_url)
+            consumer = SqsConsumer(
+                clients=clients,
+                queue_url=settings.queue_url,
+                handler=event_handler(parts.engine),
+                metrics=metrics,
+                health=parts.health,
+                poison=(InvalidEvent,),
+                dead_letter_url=dlq,
+                max_concurrency=settings.max_concurrency,
+                wait_seconds=settings.receive_wait_seconds,
+                drain_seconds=settings.drain_seconds,
+            )
+            sweeper = Sweeper(
+                store=parts.store,
+                engine=parts.engine,
+                clock=parts.clock,
+                health=parts.health,
+                period=settings.sweep_seconds,
+            )
+            parts.health.mark_started()
+            log.info(
+                "agent.started",
+                version=__version__,
+                queue_url=settings.queue_url,
+                http_port=http.port,
+                mode=settings.mode,
+                analyzer=settings.analyzer,
+                dead_letter_queue=dlq,
+            )
+            if on_started is not None:
+                on_started(http.port)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_mark_draining_on(stop, parts.health))
+                group.create_task(consumer.run(stop))
+                group.create_task(sweeper.run(stop))
+    finally:
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    log.info("agent.stopped")
+    return 0
+
+
+async def _mark_draining_on(stop: asyncio.Event, health: Health) -> None:
+    await stop.wait()
+    health.mark_draining()
+    log.info("agent.draining")
+
+
+def _python() -> str:
+    import platform
+
+    return platform.python_version()

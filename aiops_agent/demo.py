@@ -1,0 +1,177 @@
+"""`aiops-agent demo`: the whole agent on an embedded AWS emulator, no account, no Docker.
+
+Starts moto's server on loopback, bootstraps the queue, rules, tables, topic and project, creates a
+few real resources, starts the daemon, then breaks the resources for real and puts the events that
+AWS would emit through EventBridge. It waits for every incident to close, prints each timeline,
+and exits 0 (or 1 if an incident did not end as expected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from aiops_agent.app import build_clients, build_store, run_daemon
+from aiops_agent.aws.clients import AwsClients
+from aiops_agent.bootstrap import bootstrap
+from aiops_agent.demo_scenarios import SCENARIOS, Scenario
+from aiops_agent.domain.models import Incident
+from aiops_agent.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
+from aiops_agent.render import incident_timeline
+from aiops_agent.settings import Settings
+
+DEADLINE_S = 90.0
+
+
+def _say(message: str, as_json: bool) -> None:
+    print(message, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+
+async def run_demo(*, as_json: bool = False, keep_running: bool = False) -> int:
+    started = time.monotonic()
+    for key, value in DUMMY_CREDENTIALS.items():
+        os.environ[key] = value
+    with MotoServer() as server:
+        _say(f"AWS emulator (moto server) on {server.url}", as_json)
+        settings = Settings(
+            aws_endpoint_url=server.url,
+            http_port=free_port(),
+            receive_wait_seconds=1,
+            sweep_seconds=1,
+            verify_interval_seconds=1,
+            verify_timeout_seconds=60,
+            aws_max_attempts=2,
+        )
+        async with build_clients(settings) as clients:
+            boot = await bootstrap(clients, settings)
+            settings = settings.model_copy(
+                update={"queue_url": boot.queue_url, "sns_topic_arn": boot.sns_topic_arn}
+            )
+            _say(f"bootstrapped: {', '.join(boot.created)}", as_json)
+            inbox = await _subscribe_inbox(clients, boot.sns_topic_arn)
+            prepared = [(s, await s.prepare(clients)) for s in SCENARIOS]
+            stop = asyncio.Event()
+            http_port: list[int] = []
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    run_daemon(settings, stop=stop, install_signal_handlers=False,
+                               on_started=http_port.append)
+                )
+                try:
+                    code = await _tour(clients, settings, prepared, inbox, as_json, started)
+                    if keep_running:
+                        await _wait_for_interrupt(server.url, http_port, as_json)
+                finally:
+                    stop.set()
+    return code
+
+
+async def _tour(
+    clients: AwsClients,
+    settings: Settings,
+    prepared: list[tuple[Scenario, dict[str, str]]],
+    inbox: str,
+    as_json: bool,
+    started: float,
+) -> int:
+    events = await clients.client("events")
+    for scenario, resources in prepared:
+        _say(f"scenario: {scenario.title}", as_json)
+        entries = await scenario.act(clients, resources)
+        response = await events.put_events(Entries=entries)
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"PutEvents failed: {response['Entries']}")
+    expected = {scenario.resource_id(resources): scenario for scenario, resources in prepared}
+    incidents = await _wait_for_incidents(clients, settings, set(expected))
+    notifications = await _drain_inbox(clients, inbox)
+    ok = True
+    for incident in sorted(incidents, key=lambda i: i.created_at):
+        scenario = expected[incident.resource_id]
+        if incident.workflow_state.value not in scenario.expect:
+            ok = False
+    if as_json:
+        sys.stdout.write(json.dumps([i.to_public() for i in incidents], indent=2) + "\n")
+    else:
+        for incident in sorted(incidents, key=lambda i: i.created_at):
+            print()
+            print(incident_timeline(incident))
+        print()
+        print(
+            f"{len(incidents)} incidents, {notifications} SNS notifications delivered, "
+            f"{time.monotonic() - started:.1f}s"
+        )
+    missing = set(expected) - {i.resource_id for i in incidents}
+    for resource_id in sorted(missing):
+        _say(f"demo: no terminal incident for {resource_id}", True)
+    return 0 if ok and not missing else 1
+
+
+async def _wait_for_incidents(
+    clients: AwsClients, settings: Settings, resource_ids: set[str]
+) -> list[Incident]:
+    store = build_store(settings, clients)
+    deadline = time.monotonic() + DEADLINE_S
+    latest: list[Incident] = []
+    while time.monotonic() < deadline:
+        found = await store.list_incidents(limit=100)
+        latest = [i for i in found if i.resource_id in resource_ids]
+        done = {i.resource_id for i in latest if i.terminal and not i.pending}
+        if done >= resource_ids:
+            # The first incident per resource is the scenario's; later ones are echoes.
+            first: dict[str, Incident] = {}
+            for incident in sorted(latest, key=lambda i: i.created_at):
+                first.setdefault(incident.resource_id, incident)
+            return list(first.values())
+        await asyncio.sleep(0.5)
+    return [i for i in latest if i.terminal]
+
+
+async def _subscribe_inbox(clients: AwsClients, topic_arn: str) -> str:
+    sqs = await clients.client("sqs")
+    sns = await clients.client("sns")
+    url = (await sqs.create_queue(QueueName="aiops-demo-inbox"))["QueueUrl"]
+    attrs = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    await sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=attrs["Attributes"]["QueueArn"]
+    )
+    return str(url)
+
+
+async def _drain_inbox(clients: AwsClients, url: str) -> int:
+    sqs = await clients.client("sqs")
+    count = 0
+    while True:
+        got: dict[str, Any] = await sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        messages = got.get("Messages", [])
+        if not messages:
+            return count
+        count += len(messages)
+        await sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                     for i, m in enumerate(messages)],
+        )
+
+
+async def _wait_for_interrupt(endpoint: str, http_port: list[int], as_json: bool) -> None:
+    port = http_port[0] if http_port else "?"
+    _say(f"running: AWS endpoint {endpoint}, agent HTTP on http://127.0.0.1:{port} "
+         "(/healthz /readyz /metrics); Ctrl-C to stop", as_json)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,264 @@
+"""The imperative shell around `decide`: load, decide, save, carry out, repeat.
+
+The invariant: a command runs only after the incident that holds it in its `pending` outbox has
+been stored. So a crash at any point loses at most the command in flight, which whoever resumes
+the incident runs again (every command is idempotent). A save is conditional on the version read;
+losing that race means another worker owns the incident, and this one stops.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+import structlog
+
+from aiops_agent.domain.machine import InvalidTransition, Policy, decide
+from aiops_agent.domain.messages import (
+    Analyzed,
+    Approved,
+    EventReceived,
+    Rejected,
+    RelatedEvent,
+    Signal,
+    Tick,
+    command_from_dict,
+)
+from aiops_agent.domain.models import (
+    Classification,
+    Incident,
+    NormalizedEvent,
+    WorkflowState,
+    incident_id_for,
+)
+from aiops_agent.domain.ports import Clock, ConflictError, IncidentStore
+from aiops_agent.engine.locks import KeyedLocks
+from aiops_agent.engine.runner import CommandRunner
+from aiops_agent.obs.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+MAX_ROUNDS = 32
+"""A bound on commands per drive: the state machine has no cycles without a stored wait."""
+
+
+class NotFound(Exception):
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: IncidentStore,
+        runner: CommandRunner,
+        clock: Clock,
+        policy: Policy,
+        metrics: Metrics,
+        step_lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._clock = clock
+        self._policy = policy
+        self._metrics = metrics
+        self._lease = step_lease
+        self._locks = KeyedLocks()
+
+    # ------------------------------------------------------------ entry points
+
+    async def handle_event(self, event: NormalizedEvent) -> Incident | None:
+        """Turn one normalized event into a new incident, or join it to an open one.
+
+        Returns the incident as it stands (None only for a normal event that was not stored).
+        A NORMAL verdict costs no store access at all.
+        """
+        self._metrics.event_received(event.resource_type)
+        incident_id = incident_id_for(event.event_id, event.resource_key)
+        structlog.contextvars.bind_contextvars(incident_id=incident_id, event_id=event.event_id)
+        try:
+            return await self._handle_event(event, incident_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("incident_id", "event_id")
+
+    async def resume(self, incident_id: str) -> Incident | None:
+        """Pick up an incident the sweeper found due: a stored wait, or an orphaned step."""
+        structlog.contextvars.bind_contextvars(incident_id=incident_id)
+        try:
+            incident = await self._store.get(incident_id)
+            if incident is None:
+                return None
+            async with self._locks.hold(incident.resource_key):
+                return await self._resume(incident)
+        finally:
+            structlog.contextvars.unbind_contextvars("incident_id")
+
+    async def answer_review(self, incident_id: str, signal: Approved | Rejected) -> Incident:
+        """Apply a reviewer's answer; the daemon's sweeper carries on from there."""
+        incident = await self._store.get(incident_id)
+        if incident is None:
+            raise NotFound(incident_id)
+        new, _ = decide(incident, signal, self._clock.now(), self._policy)
+        if new.pending:
+            # Due at once: the next sweep of any replica resumes it.
+            new = new.model_copy(update={"next_check_at": self._clock.now()})
+        saved = await self._store.save(new)
+        self._observe(incident, saved)
+        return saved
+
+    # ------------------------------------------------------------ internals
+
+    async def _handle_event(self, event: NormalizedEvent, incident_id: str) -> Incident | None:
+        now = self._clock.now()
+        incident = Incident(
+            incident_id=incident_id,
+            event_id=event.event_id,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            region=event.region,
+            resource_key=event.resource_key,
+            event=event,
+            created_at=now,
+            updated_at=now,
+        )
+        incident, _ = decide(incident, EventReceived(event=event), now, self._policy)
+        # Analysis has no side effects: run it before the first write, so that a normal event
+        # never costs a write.
+        signal = await self._runner.run(incident, command_from_dict(incident.pending[0]))
+        incident, _ = decide(incident, signal, self._clock.now(), self._policy)
+        if isinstance(signal, Analyzed):
+            cls = signal.analysis.classification
+            self._metrics.classified(cls.value, event.resource_type)
+            if cls is Classification.NORMAL:
+                log.info("event.normal", action=event.action, reasons=list(incident.reasons))
+                self._metrics.incident_closed(WorkflowState.IGNORED.value, event.resource_type, 0)
+                return None
+        async with self._locks.hold(event.resource_key):
+            existing = await self._store.get(incident_id)
+            if existing is not None:
+                log.info("event.duplicate", state=existing.workflow_state.value)
+                self._metrics.suppressions.labels("duplicate").inc()
+                return await self._resume(existing, only_if_orphaned=True)
+            open_incident = await self._store.open_for_resource(event.resource_key)
+            if open_incident is not None:
+                return await self._join(open_incident, event)
+            if not await self._store.create(incident):
+                # Another replica created it between our get and create: it owns it.
+                self._metrics.suppressions.labels("duplicate").inc()
+                return await self._store.get(incident_id)
+            incident = incident.model_copy(update={"version": 1})
+            log.info(
+                "incident.opened",
+                classification=str(incident.classification),
+                state=incident.workflow_state.value,
+            )
+            self._observe_transition(WorkflowState.RECEIVED, incident)
+            return await self._drive(incident)
+
+    async def _join(self, incident: Incident, event: NormalizedEvent) -> Incident:
+        log.info("event.joined", joined_incident=incident.incident_id)
+        self._metrics.suppressions.labels("dedup").inc()
+        try:
+            new, _ = decide(incident, RelatedEvent(event=event), self._clock.now(), self._policy)
+        except InvalidTransition:
+            return incident
+        if new == incident:
+            return incident
+        try:
+            return await self._store.save(new)
+        except ConflictError:
+            # Someone is driving it right now; retry once on the fresh copy.
+            fresh = await self._store.get(incident.incident_id)
+            if fresh is None or fresh.terminal:
+                return fresh or incident
+            new, _ = decide(fresh, RelatedEvent(event=event), self._clock.now(), self._policy)
+            return await self._store.save(new)
+
+    async def _resume(self, incident: Incident, *, only_if_orphaned: bool = False) -> Incident:
+        now = self._clock.now()
+        lease_expired = incident.updated_at + self._lease <= now
+        wait_due = incident.next_check_at is not None and incident.next_check_at <= now
+        if only_if_orphaned and not (incident.pending and lease_expired):
+            return incident
+        if not incident.pending and not wait_due:
+            return incident
+        try:
+            if incident.pending:
+                # Claim it: the version bump fences out any other worker resuming it too.
+                claimed = incident.model_copy(update={"updated_at": now, "next_check_at": None})
+                incident = await self._store.save(claimed)
+                log.info("incident.resumed", pending=[p.get("id") for p in incident.pending])
+                return await self._drive(incident)
+            return await self._apply(incident, Tick())
+        except ConflictError:
+            log.info("incident.resume_lost_race")
+            return incident
+
+    async def _apply(self, incident: Incident, signal: Signal) -> Incident:
+        try:
+            new, _ = decide(incident, signal, self._clock.now(), self._policy)
+        except InvalidTransition as exc:
+            self._metrics.invalid_signals.labels(exc.state.value, exc.signal_kind).inc()
+            log.warning("signal.invalid", state=exc.state.value, signal=exc.signal_kind)
+            return incident
+        saved = await self._store.save(new)
+        self._observe(incident, saved)
+        return await self._drive(saved)
+
+    async def _drive(self, incident: Incident) -> Incident:
+        """Run pending commands until none is left or a stored wait begins."""
+        self._metrics.in_flight.inc()
+        try:
+            return await self._drive_rounds(incident)
+        finally:
+            self._metrics.in_flight.dec()
+
+    async def _drive_rounds(self, incident: Incident) -> Incident:
+        for _ in range(MAX_ROUNDS):
+            if not incident.pending:
+                return incident
+            command = command_from_dict(incident.pending[0])
+            started = time.monotonic()
+            signal = await self._runner.run(incident, command)
+            self._metrics.step_duration.labels(command.kind).observe(time.monotonic() - started)
+            try:
+                new, _ = decide(incident, signal, self._clock.now(), self._policy)
+            except InvalidTransition as exc:
+                self._metrics.invalid_signals.labels(exc.state.value, exc.signal_kind).inc()
+                log.warning("signal.invalid", state=exc.state.value, signal=exc.signal_kind)
+                return incident
+            try:
+                saved = await self._store.save(new)
+            except ConflictError:
+                log.info("incident.save_conflict", command=command.kind)
+                return incident
+            self._observe(incident, saved)
+            incident = saved
+        log.error("incident.too_many_rounds", rounds=MAX_ROUNDS)
+        return incident
+
+    def _observe(self, before: Incident, after: Incident) -> None:
+        if before.workflow_state is not after.workflow_state:
+            self._observe_transition(before.workflow_state, after)
+
+    def _observe_transition(self, before: WorkflowState, after: Incident) -> None:
+        m = self._metrics
+        state = after.workflow_state
+        rtype = after.resource_type
+        m.transitions.labels(before.value, state.value).inc()
+        log.info("incident.transition", from_state=before.value, to_state=state.value,
+                 detail=after.timeline[-1].detail if after.timeline else "")
+        if state is WorkflowState.AWAITING_APPROVAL:
+            m.manual_review(rtype)
+        if state is WorkflowState.SUPPRESSED:
+            m.suppressions.labels("cooldown").inc()
+        if after.verification is not None and after.verification.status != "PENDING" and (
+            state.terminal
+        ):
+            m.verification(rtype, after.verification.status)
+        if state.terminal:
+            m.incident_closed(state.value, rtype, _seconds(after.created_at, after.updated_at))
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())

@@ -1,0 +1,210 @@
+"""Carries out one command of the state machine and reports its outcome as a signal.
+
+Every command is bounded by a deadline and idempotent: the engine may run a pending command again
+after a crash. An exception that escapes `run` leaves the command pending for a later retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import structlog
+
+from aiops_agent.domain.messages import (
+    Analyze,
+    Analyzed,
+    AnalysisFailed,
+    Command,
+    ExecuteStep,
+    Notified,
+    Notify,
+    Plan,
+    PlanReady,
+    Signal,
+    StepFailed,
+    StepSucceeded,
+    Suppressed,
+    Verify,
+    VerifyResult,
+)
+from aiops_agent.domain.models import Incident, PlanStep, WorkflowState
+from aiops_agent.domain.ports import (
+    Action,
+    Analyzer,
+    CheckOutcome,
+    Clock,
+    IncidentStore,
+    Notifier,
+)
+
+log = structlog.get_logger(__name__)
+
+ACTIVE_RECOVERY_STATES = frozenset({WorkflowState.EXECUTING, WorkflowState.VERIFYING})
+RECOVERED_STATES = frozenset({WorkflowState.COMPLETED, WorkflowState.PARTIAL})
+
+
+class ActionCatalog(Protocol):
+    """What the runner needs of the action registry."""
+
+    def get(self, name: str) -> Action:
+        """The action called `name`; KeyError if the catalog has none."""
+
+    def validate(self, step: PlanStep) -> PlanStep:
+        """The step with its parameters checked; ValueError/KeyError if it is not runnable."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    cooldown: timedelta = timedelta(minutes=5)
+    command_timeout: float = 45.0
+
+
+class CommandRunner:
+    def __init__(
+        self,
+        *,
+        store: IncidentStore,
+        analyzer: Analyzer,
+        catalog: ActionCatalog,
+        notifier: Notifier,
+        clock: Clock,
+        config: RunnerConfig | None = None,
+    ) -> None:
+        self._store = store
+        self._analyzer = analyzer
+        self._catalog = catalog
+        self._notifier = notifier
+        self._clock = clock
+        self._config = config or RunnerConfig()
+
+    async def run(self, incident: Incident, command: Command) -> Signal:
+        async with asyncio.timeout(self._config.command_timeout):
+            match command:
+                case Analyze():
+                    return await self._analyze(incident, command)
+                case Plan():
+                    return await self._plan(incident, command)
+                case ExecuteStep():
+                    return await self._execute(command)
+                case Verify():
+                    return await self._verify(incident, command)
+                case Notify():
+                    return await self._notify(incident, command)
+        raise TypeError(f"unknown command {command!r}")  # pragma: no cover
+
+    async def _analyze(self, incident: Incident, command: Analyze) -> Signal:
+        try:
+            analysis = await self._analyzer.analyze(incident.event)
+        except Exception as exc:  # the analyzer's failure is an outcome, not a crash
+            log.warning("analysis.failed", error=repr(exc))
+            return AnalysisFailed(command_id=command.id, error=f"{type(exc).__name__}: {exc}")
+        return Analyzed(command_id=command.id, analysis=analysis)
+
+    async def _plan(self, incident: Incident, command: Plan) -> Signal:
+        now = self._clock.now()
+        if self._config.cooldown > timedelta(0):
+            since = now - self._config.cooldown
+            for other in await self._store.recent_for_resource(incident.resource_key, since):
+                if other.incident_id == incident.incident_id:
+                    continue
+                if other.workflow_state in RECOVERED_STATES:
+                    age = int((now - other.updated_at).total_seconds())
+                    return Suppressed(
+                        command_id=command.id,
+                        reason=f"cooldown: {other.incident_id} recovered this resource {age}s ago",
+                    )
+        active = await self._store.open_for_resource(incident.resource_key)
+        if (
+            active is not None
+            and active.incident_id != incident.incident_id
+            and active.workflow_state in ACTIVE_RECOVERY_STATES
+        ):
+            return Suppressed(
+                command_id=command.id,
+                reason=f"recovery already in progress: {active.incident_id}",
+            )
+        steps: list[PlanStep] = []
+        for step in command.steps:
+            try:
+                steps.append(self._catalog.validate(step))
+            except (KeyError, ValueError) as exc:
+                log.warning("plan.step_rejected", action=step.action, error=str(exc))
+        return PlanReady(command_id=command.id, steps=tuple(steps))
+
+    async def _execute(self, command: ExecuteStep) -> Signal:
+        action = self._catalog.get(command.action)
+        try:
+            outcome = await action.execute(command.params, command.idempotency_token)
+        except Exception as exc:
+            log.warning("step.error", action=command.action, error=repr(exc))
+            return StepFailed(
+                command_id=command.id, step=command.step, error=f"{type(exc).__name__}: {exc}"
+            )
+        if not outcome.ok:
+            return StepFailed(command_id=command.id, step=command.step, error=outcome.detail)
+        return StepSucceeded(
+            command_id=command.id, step=command.step, detail=outcome.detail, result=outcome.result
+        )
+
+    async def _verify(self, incident: Incident, command: Verify) -> Signal:
+        outcomes: list[CheckOutcome] = []
+        for record in incident.recovery_actions:
+            if record.status != "SUCCEEDED":
+                continue
+            action = self._catalog.get(record.action)
+            params = incident.plan[record.step].params
+            try:
+                outcomes.append(await action.verify(params, record.result))
+            except Exception as exc:
+                log.warning("verify.error", action=record.action, error=repr(exc))
+                outcomes.append(CheckOutcome("PENDING", f"{record.action}: check failed: {exc}"))
+        status, detail, checks = combine_checks(outcomes)
+        return VerifyResult(command_id=command.id, status=status, detail=detail, checks=checks)
+
+    async def _notify(self, incident: Incident, command: Notify) -> Signal:
+        attributes = {
+            "incident_id": incident.incident_id,
+            "workflow_state": incident.workflow_state.value,
+            "resource_type": incident.resource_type,
+            "classification": str(incident.classification or "UNKNOWN"),
+        }
+        message = render_message(incident, command.message)
+        await self._notifier.publish(command.subject, message, attributes)
+        return Notified(command_id=command.id)
+
+
+def combine_checks(
+    outcomes: Sequence[CheckOutcome],
+) -> tuple[Any, str, tuple[dict[str, Any], ...]]:
+    """All passed: PASSED; any pending: PENDING; all failed: FAILED; a mix: PARTIAL."""
+    checks = tuple(dict(c) for o in outcomes for c in o.checks)
+    detail = "; ".join(o.detail for o in outcomes) or "nothing to verify"
+    statuses = {o.status for o in outcomes}
+    if not outcomes:
+        return "FAILED", detail, checks
+    if "PENDING" in statuses:
+        return "PENDING", detail, checks
+    if statuses == {"PASSED"}:
+        return "PASSED", detail, checks
+    if statuses == {"FAILED"}:
+        return "FAILED", detail, checks
+    return "PARTIAL", detail, checks
+
+
+def render_message(incident: Incident, summary: str) -> str:
+    lines = [
+        summary,
+        "",
+        f"incident: {incident.incident_id}",
+        f"resource: {incident.resource_type} {incident.resource_id} ({incident.region})",
+        f"classification: {incident.classification} confidence: {incident.confidence}",
+        f"state: {incident.workflow_state.value}",
+        "timeline:",
+    ]
+    lines += [f"  {e.at.isoformat()} {e.state.value:<18} {e.detail}" for e in incident.timeline]
+    return "\n".join(lines)
+

@@ -1,0 +1,237 @@
+"""The SQS consumer: long polling, batches of up to 10, bounded concurrency, nothing lost.
+
+A message is deleted only after its handler returned, that is after what it caused is stored.
+A handler exception leaves the message for redelivery (the queue's redrive policy moves a message
+that keeps failing to the dead-letter queue). Input that can never be handled (a poison message)
+is forwarded to the dead-letter queue at once, with the reason, and deleted.
+On stop: receiving ends, in-flight messages get a bounded drain, and the messages of whatever is
+still running are made visible again for another consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from aiops_agent.aws.clients import AwsClients
+from aiops_agent.obs.health import Health
+from aiops_agent.obs.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[str], Awaitable[None]]
+
+
+class SqsConsumer:
+    def __init__(
+        self,
+        *,
+        clients: AwsClients,
+        queue_url: str,
+        handler: Handler,
+        metrics: Metrics,
+        health: Health,
+        poison: tuple[type[Exception], ...] = (),
+        dead_letter_url: str | None = None,
+        max_concurrency: int = 10,
+        wait_seconds: int = 20,
+        drain_seconds: float = 20.0,
+        loop_name: str = "sqs",
+    ) -> None:
+        self._clients = clients
+        self._queue_url = queue_url
+        self._handler = handler
+        self._metrics = metrics
+        self._health = health
+        self._poison = poison
+        self._dlq_url = dead_letter_url
+        self._max = max_concurrency
+        self._free = max_concurrency
+        self._capacity = asyncio.Condition()
+        self._wait_seconds = wait_seconds
+        self._drain_seconds = drain_seconds
+        self._loop_name = loop_name
+        self._tasks: set[asyncio.Task[None]] = set()
+        health.register_loop(loop_name, max_age_s=max(60.0, wait_seconds * 3.0))
+
+    @staticmethod
+    async def discover_dead_letter_queue(clients: AwsClients, queue_url: str) -> str | None:
+        """The dead-letter queue's URL from the queue's redrive policy, if it has one."""
+        import json
+
+        sqs = await clients.client("sqs")
+        attrs = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+        policy = attrs.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        arn = json.loads(policy)["deadLetterTargetArn"]
+        name, account = arn.split(":")[5], arn.split(":")[4]
+        got = await sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
+        return str(got["QueueUrl"])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sqs = await self._clients.client("sqs")
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._drain_on(stop))
+            while not stop.is_set():
+                self._health.beat(self._loop_name)
+                slots = await self._wait_for_capacity(stop)
+                if slots == 0:
+                    break
+                messages = await self._receive(sqs, stop, slots)
+                if not messages:
+                    continue
+                async with self._capacity:
+                    self._free -= len(messages)
+                task = group.create_task(self._process_batch(sqs, messages))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _drain_on(self, stop: asyncio.Event) -> None:
+        """After stop: give in-flight batches a bounded drain, then cancel what is left."""
+        await stop.wait()
+        if self._tasks:
+            log.info("sqs.draining", batches=len(self._tasks), budget_s=self._drain_seconds)
+            _, still_running = await asyncio.wait(set(self._tasks), timeout=self._drain_seconds)
+            for task in still_running:
+                task.cancel()
+
+    async def _wait_for_capacity(self, stop: asyncio.Event) -> int:
+        async with self._capacity:
+            while self._free == 0 and not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._capacity.wait()
+                self._health.beat(self._loop_name)
+            return 0 if stop.is_set() else min(10, self._free)
+
+    async def _receive(self, sqs: Any, stop: asyncio.Event, slots: int) -> list[dict[str, Any]]:
+        receive = asyncio.ensure_future(
+            sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=slots,
+                WaitTimeSeconds=self._wait_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            async with asyncio.timeout(self._wait_seconds + 15):
+                await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            pass
+        finally:
+            stopping.cancel()
+        if not receive.done():
+            receive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receive
+            return []
+        try:
+            response = receive.result()
+        except Exception as exc:
+            log.warning("sqs.receive_failed", error=repr(exc))
+            await asyncio.sleep(1.0)
+            return []
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
+    async def _process_batch(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+        done: list[dict[str, Any]] = []
+        try:
+            results = await asyncio.gather(*(self._process(sqs, m) for m in messages))
+            done = [m for m, ok in zip(messages, results, strict=True) if ok]
+        except asyncio.CancelledError:
+            await self._release(sqs, messages)
+            raise
+        finally:
+            async with self._capacity:
+                self._free += len(messages)
+                self._capacity.notify_all()
+        if done:
+            await self._delete(sqs, done)
+
+    async def _process(self, sqs: Any, message: dict[str, Any]) -> bool:
+        """True when the message's effect is stored and it may be deleted."""
+        attributes = message.get("Attributes", {})
+        sent = attributes.get("SentTimestamp")
+        if sent:
+            self._metrics.message_age.observe(max(0.0, time.time() - int(sent) / 1000))
+        body = message.get("Body", "")
+        try:
+            await self._handler(body)
+            return True
+        except self._poison as exc:
+            reason = str(getattr(exc, "reason", type(exc).__name__))
+            log.warning("sqs.poison_message", message_id=message.get("MessageId"),
+                        reason=reason, error=str(exc))
+            self._metrics.events_rejected.labels(reason=reason).inc()
+            return await self._dead_letter(sqs, message, reason, str(exc))
+        except Exception:
+            log.exception("sqs.handler_failed", message_id=message.get("MessageId"),
+                          receive_count=attributes.get("ApproximateReceiveCount"))
+            self._metrics.message_handled("retried")
+            return False
+
+    async def _dead_letter(
+        self, sqs: Any, message: dict[str, Any], reason: str, error: str
+    ) -> bool:
+        if self._dlq_url is None:
+            # No dead-letter queue to forward to: the redrive policy (if any) takes it.
+            return False
+        await sqs.send_message(
+            QueueUrl=self._dlq_url,
+            MessageBody=message.get("Body", "") or "<empty>",
+            MessageAttributes={
+                "aiops-reject-reason": {"DataType": "String", "StringValue": reason},
+                "aiops-error": {"DataType": "String", "StringValue": error[:1000] or reason},
+                "aiops-source-message-id": {
+                    "DataType": "String",
+                    "StringValue": str(message.get("MessageId", "")),
+                },
+            },
+        )
+        self._metrics.message_dead_lettered(reason)
+        return True
+
+    async def _delete(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
+        try:
+            response = await sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+        except Exception as exc:
+            # Not deleted means redelivered: the handlers are idempotent, so this is safe.
+            log.warning("sqs.delete_failed", error=repr(exc), count=len(entries))
+            return
+        failed = response.get("Failed", [])
+        for failure in failed:
+            log.warning("sqs.delete_entry_failed", code=failure.get("Code"))
+        for _ in range(len(entries) - len(failed)):
+            self._metrics.message_handled("deleted")
+
+    async def _release(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+        """Make cancelled messages visible again at once (shielded and bounded)."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ]
+
+        async def release() -> None:
+            async with asyncio.timeout(5):
+                await sqs.change_message_visibility_batch(
+                    QueueUrl=self._queue_url, Entries=entries
+                )
+
+        try:
+            await asyncio.shield(release())
+            for _ in entries:
+                self._metrics.message_handled("released")
+            log.info("sqs.released", count=len(entries))
+        except Exception as exc:
+            log.warning("sqs.release_failed", error=repr(exc))

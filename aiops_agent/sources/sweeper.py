@@ -1,0 +1,63 @@
+"""The sweeper: turns stored waits and orphaned steps back into work.
+
+Every `period` it asks the store for due incidents (a verification re-check whose time has come,
+an approval to carry on, a step whose worker died and whose lease expired) and resumes each.
+This is what makes "no coroutine outlives one step" safe: nothing waits in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from aiops_agent.domain.ports import Clock, IncidentStore
+from aiops_agent.engine.engine import Engine
+from aiops_agent.obs.health import Health
+
+log = structlog.get_logger(__name__)
+
+
+class Sweeper:
+    def __init__(
+        self,
+        *,
+        store: IncidentStore,
+        engine: Engine,
+        clock: Clock,
+        health: Health,
+        period: float = 10.0,
+        batch: int = 50,
+        loop_name: str = "sweeper",
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._clock = clock
+        self._health = health
+        self._period = period
+        self._batch = batch
+        self._loop_name = loop_name
+        health.register_loop(loop_name, max_age_s=max(60.0, period * 6))
+
+    async def sweep_once(self) -> int:
+        """Resume every due incident once; returns how many were resumed."""
+        due = await self._store.due(self._clock.now(), self._batch)
+        for incident in due:
+            try:
+                await self._engine.resume(incident.incident_id)
+            except Exception:
+                log.exception("sweeper.resume_failed", incident_id=incident.incident_id)
+        return len(due)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._health.beat(self._loop_name)
+            try:
+                async with asyncio.timeout(max(60.0, self._period * 5)):
+                    await self.sweep_once()
+            except Exception:
+                log.exception("sweeper.failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._period):
+                    await stop.wait()

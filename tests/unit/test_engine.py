@@ -1,0 +1,286 @@
+"""The engine around the state machine, with the in-memory store and scripted actions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from aiops_agent.domain.machine import Policy
+from aiops_agent.domain.messages import Approved
+from aiops_agent.domain.models import (
+    Analysis,
+    Classification,
+    NormalizedEvent,
+    PlanStep,
+    WorkflowState,
+)
+from aiops_agent.domain.ports import Action, CheckOutcome, CheckStatus, StepOutcome
+from aiops_agent.engine.engine import Engine
+from aiops_agent.engine.runner import CommandRunner, RunnerConfig
+from aiops_agent.obs.health import Health
+from aiops_agent.obs.metrics import Metrics
+from aiops_agent.sources.sweeper import Sweeper
+from aiops_agent.store.memory import MemoryIncidentStore
+
+S = WorkflowState
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = T0
+
+    def now(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+class Crash(BaseException):
+    """Stands for the process dying mid-step (nothing catches a BaseException)."""
+
+
+@dataclass
+class ScriptedAction:
+    name: str = "fake.start"
+    resource_type: str = "ec2"
+    description: str = "start it"
+    permissions: tuple[str, ...] = ("ec2:StartInstances",)
+    checks: list[CheckStatus] = field(default_factory=lambda: ["PASSED"])
+    crash_first: bool = False
+    executed: list[str] = field(default_factory=list)
+    effects: set[str] = field(default_factory=set)
+
+    async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
+        self.executed.append(idempotency_token)
+        if self.crash_first and len(self.executed) == 1:
+            raise Crash
+        self.effects.add(idempotency_token)  # idempotent: a set, like a ClientToken
+        return StepOutcome(ok=True, detail="started")
+
+    async def verify(self, params: Mapping[str, Any], result: Mapping[str, Any]) -> CheckOutcome:
+        status = self.checks.pop(0) if len(self.checks) > 1 else self.checks[0]
+        return CheckOutcome(status, f"state {status}", [{"check": "state", "actual": status}])
+
+    async def dry_run(self, params: Mapping[str, Any]) -> str:
+        return "would start"
+
+
+class Catalog:
+    def __init__(self, action: ScriptedAction) -> None:
+        self.action = action
+
+    def get(self, name: str) -> Action:
+        if name != self.action.name:
+            raise KeyError(name)
+        return self.action
+
+    def validate(self, step: PlanStep) -> PlanStep:
+        self.get(step.action)
+        return step
+
+
+class FixedAnalyzer:
+    name = "fixed"
+
+    def __init__(self, classification: Classification = Classification.FAILURE,
+                 confidence: float = 0.95) -> None:
+        self.classification = classification
+        self.confidence = confidence
+
+    async def analyze(self, event: NormalizedEvent) -> Analysis:
+        plan = () if self.classification is Classification.NORMAL else (
+            PlanStep(action="fake.start", params={"instance_id": event.resource_id}),)
+        return Analysis(classification=self.classification, confidence=self.confidence,
+                        reasons=("scripted",), plan=plan)
+
+
+@dataclass
+class RecordingNotifier:
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    async def publish(self, subject: str, message: str,
+                      attributes: Mapping[str, str] | None = None) -> None:
+        self.sent.append((subject, message))
+
+
+class CountingStore(MemoryIncidentStore):
+    writes = 0
+
+    async def create(self, incident: Any) -> bool:
+        self.writes += 1
+        return await super().create(incident)
+
+    async def save(self, incident: Any) -> Any:
+        self.writes += 1
+        return await super().save(incident)
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    store: CountingStore
+    action: ScriptedAction
+    notifier: RecordingNotifier
+    clock: FakeClock
+    sweeper: Sweeper
+    metrics: Metrics
+
+
+def rig(action: ScriptedAction | None = None, analyzer: Any = None,
+        cooldown: timedelta = timedelta(minutes=5)) -> Rig:
+    clock = FakeClock()
+    store = CountingStore(step_lease=timedelta(seconds=60))
+    action = action or ScriptedAction()
+    notifier = RecordingNotifier()
+    metrics = Metrics()
+    runner = CommandRunner(store=store, analyzer=analyzer or FixedAnalyzer(),
+                           catalog=Catalog(action), notifier=notifier, clock=clock,
+                           config=RunnerConfig(cooldown=cooldown))
+    policy = Policy(verify_interval=timedelta(seconds=10), verify_timeout=timedelta(minutes=2))
+    engine = Engine(store=store, runner=runner, clock=clock, policy=policy, metrics=metrics,
+                    step_lease=timedelta(seconds=60))
+    sweeper = Sweeper(store=store, engine=engine, clock=clock, health=Health(), period=1)
+    return Rig(engine, store, action, notifier, clock, sweeper, metrics)
+
+
+def ev(event_id: str = "ev-1", resource_id: str = "i-1") -> NormalizedEvent:
+    return NormalizedEvent(event_id=event_id, source="aws.ec2",
+                           detail_type="EC2 Instance State-change Notification",
+                           resource_type="ec2", resource_id=resource_id, action="state:stopped",
+                           time=T0)
+
+
+def metric(r: Rig, name: str, labels: dict[str, str]) -> float:
+    return r.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_event_to_completed_with_notification_and_metrics() -> None:
+    r = rig()
+    incident = await r.engine.handle_event(ev())
+    assert incident is not None
+    assert incident.workflow_state is S.COMPLETED
+    assert incident.pending == ()
+    assert r.action.executed == [f"{incident.incident_id}-0"]
+    assert len(r.notifier.sent) == 1 and "COMPLETED" in r.notifier.sent[0][0]
+    stored = await r.store.get(incident.incident_id)
+    assert stored == incident
+    assert [e.state for e in stored.timeline][-2:] == [S.COMPLETED, S.COMPLETED]
+    assert metric(r, "aiops_incidents_total",
+                  {"outcome": "COMPLETED", "resource_type": "ec2"}) == 1
+
+
+async def test_normal_event_costs_no_write() -> None:
+    r = rig(analyzer=FixedAnalyzer(Classification.NORMAL))
+    assert await r.engine.handle_event(ev()) is None
+    assert r.store.writes == 0
+    assert await r.store.list_incidents() == []
+
+
+async def test_same_event_five_times_is_one_incident_one_action() -> None:
+    r = rig()
+    for _ in range(5):
+        await r.engine.handle_event(ev())
+    assert len(await r.store.list_incidents()) == 1
+    assert len(r.action.executed) == 1
+
+
+async def test_second_event_joins_the_open_incident() -> None:
+    r = rig(ScriptedAction(checks=["PENDING"]))
+    first = await r.engine.handle_event(ev("ev-1"))
+    assert first is not None and first.workflow_state is S.VERIFYING
+    joined = await r.engine.handle_event(ev("ev-2"))
+    assert joined is not None and joined.incident_id == first.incident_id
+    assert joined.related_event_ids == ("ev-2",)
+    assert len(await r.store.list_incidents()) == 1
+    assert len(r.action.executed) == 1
+
+
+async def test_recovered_resource_is_in_cooldown() -> None:
+    r = rig()
+    await r.engine.handle_event(ev("ev-1"))
+    r.clock.advance(60)
+    echo = await r.engine.handle_event(ev("ev-2"))
+    assert echo is not None and echo.workflow_state is S.SUPPRESSED
+    assert "cooldown" in echo.timeline[-1].detail
+    assert len(r.action.executed) == 1
+
+
+async def test_pending_verification_is_resumed_by_the_sweeper() -> None:
+    r = rig(ScriptedAction(checks=["PENDING", "PENDING", "PASSED"]))
+    incident = await r.engine.handle_event(ev())
+    assert incident is not None and incident.workflow_state is S.VERIFYING
+    assert await r.sweeper.sweep_once() == 0  # not due yet
+    for _ in range(2):
+        r.clock.advance(10)
+        assert await r.sweeper.sweep_once() == 1
+    done = await r.store.get(incident.incident_id)
+    assert done is not None and done.workflow_state is S.COMPLETED
+    assert done.verification is not None and done.verification.attempts == 3
+
+
+async def test_verification_that_never_passes_fails_at_the_deadline() -> None:
+    r = rig(ScriptedAction(checks=["PENDING"]))
+    incident = await r.engine.handle_event(ev())
+    assert incident is not None
+    for _ in range(14):
+        r.clock.advance(10)
+        await r.sweeper.sweep_once()
+    done = await r.store.get(incident.incident_id)
+    assert done is not None and done.workflow_state is S.FAILED
+    assert "timed out" in done.timeline[-2].detail
+
+
+async def test_crash_mid_step_is_resumed_once_after_the_lease() -> None:
+    r = rig(ScriptedAction(crash_first=True))
+    with pytest.raises(Crash):
+        await r.engine.handle_event(ev())
+    (stuck,) = await r.store.list_incidents()
+    assert stuck.workflow_state is S.EXECUTING and stuck.pending
+    assert await r.sweeper.sweep_once() == 0  # the lease still holds
+    r.clock.advance(61)
+    assert await r.sweeper.sweep_once() == 1
+    done = await r.store.get(stuck.incident_id)
+    assert done is not None and done.workflow_state is S.COMPLETED
+    # The step ran again with the same idempotency token: one effect.
+    assert r.action.executed == [f"{stuck.incident_id}-0"] * 2
+    assert r.action.effects == {f"{stuck.incident_id}-0"}
+
+
+async def test_redelivery_during_a_live_step_does_not_run_it_again() -> None:
+    r = rig(ScriptedAction(crash_first=True))
+    with pytest.raises(Crash):
+        await r.engine.handle_event(ev())
+    await r.engine.handle_event(ev())  # redelivered while the lease holds
+    assert len(r.action.executed) == 1
+    r.clock.advance(61)
+    await r.engine.handle_event(ev())  # redelivered after: it resumes the orphan
+    (done,) = await r.store.list_incidents()
+    assert done.workflow_state is S.COMPLETED
+
+
+async def test_low_confidence_waits_for_approval_then_recovers() -> None:
+    r = rig(analyzer=FixedAnalyzer(confidence=0.5))
+    incident = await r.engine.handle_event(ev())
+    assert incident is not None and incident.workflow_state is S.AWAITING_APPROVAL
+    assert r.action.executed == []
+    assert "manual review" in r.notifier.sent[0][0]
+    await r.engine.answer_review(incident.incident_id, Approved(by="alice"))
+    assert await r.sweeper.sweep_once() == 1
+    done = await r.store.get(incident.incident_id)
+    assert done is not None and done.workflow_state is S.COMPLETED
+    assert done.approved_by == "alice"
+    assert len(r.action.executed) == 1
+
+
+async def test_two_resources_are_independent() -> None:
+    r = rig()
+    results: Sequence[Any] = [await r.engine.handle_event(ev(f"ev-{n}", f"i-{n}"))
+                              for n in range(3)]
+    assert {i.workflow_state for i in results} == {S.COMPLETED}
+    assert len(r.action.executed) == 3
