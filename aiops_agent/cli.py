@@ -91,8 +91,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
     match args.command:
         case "run":
             if settings.queue_url is None:
-                print("aiops-agent: invalid setting AIOPS_QUEUE_URL: required for `run`",
-                      file=sys.stderr)
+                print(
+                    "aiops-agent: invalid setting AIOPS_QUEUE_URL: required for `run`",
+                    file=sys.stderr,
+                )
                 return EXIT_USAGE
             from aiops_agent.app import run_daemon
 
@@ -104,8 +106,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
         case "bootstrap":
             return asyncio.run(commands.bootstrap(settings, as_json=wants_json))
         case "explain":
-            return commands.explain(settings, Path(args.event_file), as_json=wants_json,
-                                    analyzer=args.analyzer)
+            return commands.explain(
+                settings, Path(args.event_file), as_json=wants_json, analyzer=args.analyzer
+            )
         case "send-event":
             return asyncio.run(
                 commands.send_event(settings, Path(args.event_file), args.via_eventbridge)
@@ -121,8 +124,11 @@ async def _incidents(args: argparse.Namespace, settings: Settings, wants_json: b
     match args.incidents_command:
         case "list":
             return await commands.list_incidents(
-                settings, state=args.state, resource_type=args.resource_type,
-                limit=args.limit, as_json=wants_json,
+                settings,
+                state=args.state,
+                resource_type=args.resource_type,
+                limit=args.limit,
+                as_json=wants_json,
             )
         case "show":
             return await commands.show_incident(settings, args.incident_id, as_json=wants_json)

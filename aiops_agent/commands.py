@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from aiops_agent.domain.messages import Approved, Rejected
-from aiops_agent.domain.ports import ConflictError
 from aiops_agent.domain.machine import InvalidTransition
+from aiops_agent.domain.messages import Approved, Rejected
 from aiops_agent.domain.models import WorkflowState
+from aiops_agent.domain.ports import ConflictError
 from aiops_agent.render import incident_list, incident_timeline
 from aiops_agent.settings import Settings
 
@@ -47,7 +48,7 @@ def explain(settings: Settings, path: Path, *, as_json: bool, analyzer: str | No
         _err(f"cannot parse {path}: {exc}")
         return EXIT_USAGE
     rules = RulesAnalyzer(trusted_principals=settings.trusted_principals)
-    results = []
+    results: list[dict[str, Any]] = []
     for event in events:
         analysis = rules.judge(event)
         plan = []
@@ -76,8 +77,10 @@ def explain(settings: Settings, path: Path, *, as_json: bool, analyzer: str | No
         _out(results[0] if len(results) == 1 else results)
         return EXIT_OK
     for r in results:
-        print(f"{r['resource_type']} {r['resource_id']} ({r['region']}): "
-              f"{r['classification']} confidence {r['confidence']:.2f} severity {r['severity']}")
+        print(
+            f"{r['resource_type']} {r['resource_id']} ({r['region']}): "
+            f"{r['classification']} confidence {r['confidence']:.2f} severity {r['severity']}"
+        )
         for reason in r["reasons"]:
             print(f"  - {reason}")
         steps = ", ".join(s["action"] for s in r["plan"]) or "none"
@@ -110,7 +113,7 @@ async def send_event(settings: Settings, path: Path, via_eventbridge: bool) -> i
     from aiops_agent.app import build_clients
 
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(await asyncio.to_thread(path.read_text))
     except (OSError, ValueError) as exc:
         _err(f"cannot read {path}: {exc}")
         return EXIT_USAGE

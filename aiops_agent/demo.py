@@ -60,8 +60,12 @@ async def run_demo(*, as_json: bool = False, keep_running: bool = False) -> int:
             http_port: list[int] = []
             async with asyncio.TaskGroup() as group:
                 group.create_task(
-                    run_daemon(settings, stop=stop, install_signal_handlers=False,
-                               on_started=http_port.append)
+                    run_daemon(
+                        settings,
+                        stop=stop,
+                        install_signal_handlers=False,
+                        on_started=http_port.append,
+                    )
                 )
                 try:
                     code = await _tour(clients, settings, prepared, inbox, as_json, started)
@@ -156,15 +160,19 @@ async def _drain_inbox(clients: AwsClients, url: str) -> int:
         count += len(messages)
         await sqs.delete_message_batch(
             QueueUrl=url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                     for i, m in enumerate(messages)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
         )
 
 
 async def _wait_for_interrupt(endpoint: str, http_port: list[int], as_json: bool) -> None:
     port = http_port[0] if http_port else "?"
-    _say(f"running: AWS endpoint {endpoint}, agent HTTP on http://127.0.0.1:{port} "
-         "(/healthz /readyz /metrics); Ctrl-C to stop", as_json)
+    _say(
+        f"running: AWS endpoint {endpoint}, agent HTTP on http://127.0.0.1:{port} "
+        "(/healthz /readyz /metrics); Ctrl-C to stop",
+        as_json,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -53,8 +53,12 @@ def _state_change(instance_id: str, state: str, region: str) -> dict[str, Any]:
 def _cloudtrail(service: str, name: str, params: dict[str, Any], region: str) -> dict[str, Any]:
     detail = {
         "eventVersion": "1.08",
-        "userIdentity": {"type": "IAMUser", "arn": DEMO_USER, "userName": "mallory",
-                         "accountId": ACCOUNT},
+        "userIdentity": {
+            "type": "IAMUser",
+            "arn": DEMO_USER,
+            "userName": "mallory",
+            "accountId": ACCOUNT,
+        },
         "eventTime": _now(),
         "eventSource": f"{service}.amazonaws.com",
         "eventName": name,
@@ -84,9 +88,7 @@ async def _run_instance(clients: AwsClients, name: str) -> str:
         MinCount=1,
         MaxCount=1,
         InstanceType="t3.micro",
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}
-        ],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
     )
     return str(got["Instances"][0]["InstanceId"])
 
@@ -139,11 +141,17 @@ async def _prepare_lambda(clients: AwsClients) -> dict[str, str]:
     lam = await clients.client("lambda")
     trust = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                       "Action": "sts:AssumeRole"}],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
     }
-    role = await iam.create_role(RoleName="demo-orders-api-role",
-                                 AssumeRolePolicyDocument=json.dumps(trust))
+    role = await iam.create_role(
+        RoleName="demo-orders-api-role", AssumeRolePolicyDocument=json.dumps(trust)
+    )
     name = "demo-orders-api"
     await lam.create_function(
         FunctionName=name,
@@ -159,8 +167,12 @@ async def _act_lambda(clients: AwsClients, res: dict[str, str]) -> list[dict[str
     lam = await clients.client("lambda")
     await lam.delete_function(FunctionName=res["function_name"])
     return [
-        _cloudtrail("lambda", "DeleteFunction20150331",
-                    {"functionName": res["function_name"]}, clients.region)
+        _cloudtrail(
+            "lambda",
+            "DeleteFunction20150331",
+            {"functionName": res["function_name"]},
+            clients.region,
+        )
     ]
 
 
@@ -170,29 +182,53 @@ async def _act_lambda(clients: AwsClients, res: dict[str, str]) -> list[dict[str
 async def _prepare_ssm(clients: AwsClients) -> dict[str, str]:
     ssm = await clients.client("ssm")
     name = "/demo/payments/db-host"
-    await ssm.put_parameter(Name=name, Value="db.internal.example:5432", Type="String",
-                            Overwrite=True)
+    await ssm.put_parameter(
+        Name=name, Value="db.internal.example:5432", Type="String", Overwrite=True
+    )
     return {"parameter": name}
 
 
 async def _act_ssm(clients: AwsClients, res: dict[str, str]) -> list[dict[str, Any]]:
     ssm = await clients.client("ssm")
     name = res["parameter"]
-    await ssm.put_parameter(Name=name, Value="evil.example.net:5432", Type="String",
-                            Overwrite=True)
+    await ssm.put_parameter(Name=name, Value="evil.example.net:5432", Type="String", Overwrite=True)
     return [
-        _cloudtrail("ssm", "PutParameter",
-                    {"name": name, "type": "String", "overwrite": True}, clients.region)
+        _cloudtrail(
+            "ssm",
+            "PutParameter",
+            {"name": name, "type": "String", "overwrite": True},
+            clients.region,
+        )
     ]
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("EC2 instance stopped by hand", _prepare_stopped, _act_stopped, "instance_id",
-             frozenset({"COMPLETED"})),
-    Scenario("EC2 instance terminated (CloudTrail call + state change: one incident)",
-             _prepare_terminated, _act_terminated, "instance_id", frozenset({"COMPLETED"})),
-    Scenario("Lambda function deleted", _prepare_lambda, _act_lambda, "function_name",
-             frozenset({"COMPLETED", "NOTIFIED"})),
-    Scenario("SSM parameter overwritten", _prepare_ssm, _act_ssm, "parameter",
-             frozenset({"COMPLETED", "NOTIFIED", "AWAITING_APPROVAL"})),
+    Scenario(
+        "EC2 instance stopped by hand",
+        _prepare_stopped,
+        _act_stopped,
+        "instance_id",
+        frozenset({"COMPLETED"}),
+    ),
+    Scenario(
+        "EC2 instance terminated (CloudTrail call + state change: one incident)",
+        _prepare_terminated,
+        _act_terminated,
+        "instance_id",
+        frozenset({"COMPLETED"}),
+    ),
+    Scenario(
+        "Lambda function deleted",
+        _prepare_lambda,
+        _act_lambda,
+        "function_name",
+        frozenset({"COMPLETED", "NOTIFIED"}),
+    ),
+    Scenario(
+        "SSM parameter overwritten",
+        _prepare_ssm,
+        _act_ssm,
+        "parameter",
+        frozenset({"COMPLETED", "NOTIFIED", "AWAITING_APPROVAL"}),
+    ),
 )

@@ -28,14 +28,10 @@ def incident_header(incident: Incident) -> str:
 
 
 def incident_timeline(incident: Incident) -> str:
-    rows = [
-        (e.at.strftime("%H:%M:%S.%f")[:-3], e.state.value, e.detail) for e in incident.timeline
-    ]
+    rows = [(e.at.strftime("%H:%M:%S.%f")[:-3], e.state.value, e.detail) for e in incident.timeline]
     parts = [incident_header(incident), _table(("TIME", "STATE", "DETAIL"), rows)]
     if incident.recovery_actions:
-        actions = [
-            (r.action, r.status, r.detail) for r in incident.recovery_actions
-        ]
+        actions = [(r.action, r.status, r.detail) for r in incident.recovery_actions]
         parts.append(_table(("ACTION", "STATUS", "DETAIL"), actions))
     if incident.verification is not None:
         v = incident.verification

@@ -246,14 +246,20 @@ class Engine:
         state = after.workflow_state
         rtype = after.resource_type
         m.transitions.labels(before.value, state.value).inc()
-        log.info("incident.transition", from_state=before.value, to_state=state.value,
-                 detail=after.timeline[-1].detail if after.timeline else "")
+        log.info(
+            "incident.transition",
+            from_state=before.value,
+            to_state=state.value,
+            detail=after.timeline[-1].detail if after.timeline else "",
+        )
         if state is WorkflowState.AWAITING_APPROVAL:
             m.manual_review(rtype)
         if state is WorkflowState.SUPPRESSED:
             m.suppressions.labels("cooldown").inc()
-        if after.verification is not None and after.verification.status != "PENDING" and (
-            state.terminal
+        if (
+            after.verification is not None
+            and after.verification.status != "PENDING"
+            and (state.terminal)
         ):
             m.verification(rtype, after.verification.status)
         if state.terminal:

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import structlog
 
 from aiops_agent.domain.messages import (
+    AnalysisFailed,
     Analyze,
     Analyzed,
-    AnalysisFailed,
     Command,
     ExecuteStep,
     Notified,
@@ -207,4 +207,3 @@ def render_message(incident: Incident, summary: str) -> str:
     ]
     lines += [f"  {e.at.isoformat()} {e.state.value:<18} {e.detail}" for e in incident.timeline]
     return "\n".join(lines)
-

@@ -168,13 +168,20 @@ class SqsConsumer:
             return True
         except self._poison as exc:
             reason = str(getattr(exc, "reason", type(exc).__name__))
-            log.warning("sqs.poison_message", message_id=message.get("MessageId"),
-                        reason=reason, error=str(exc))
+            log.warning(
+                "sqs.poison_message",
+                message_id=message.get("MessageId"),
+                reason=reason,
+                error=str(exc),
+            )
             self._metrics.events_rejected.labels(reason=reason).inc()
             return await self._dead_letter(sqs, message, reason, str(exc))
         except Exception:
-            log.exception("sqs.handler_failed", message_id=message.get("MessageId"),
-                          receive_count=attributes.get("ApproximateReceiveCount"))
+            log.exception(
+                "sqs.handler_failed",
+                message_id=message.get("MessageId"),
+                receive_count=attributes.get("ApproximateReceiveCount"),
+            )
             self._metrics.message_handled("retried")
             return False
 
@@ -224,9 +231,7 @@ class SqsConsumer:
 
         async def release() -> None:
             async with asyncio.timeout(5):
-                await sqs.change_message_visibility_batch(
-                    QueueUrl=self._queue_url, Entries=entries
-                )
+                await sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
 
         try:
             await asyncio.shield(release())

@@ -88,24 +88,33 @@ class Catalog:
 class FixedAnalyzer:
     name = "fixed"
 
-    def __init__(self, classification: Classification = Classification.FAILURE,
-                 confidence: float = 0.95) -> None:
+    def __init__(
+        self, classification: Classification = Classification.FAILURE, confidence: float = 0.95
+    ) -> None:
         self.classification = classification
         self.confidence = confidence
 
     async def analyze(self, event: NormalizedEvent) -> Analysis:
-        plan = () if self.classification is Classification.NORMAL else (
-            PlanStep(action="fake.start", params={"instance_id": event.resource_id}),)
-        return Analysis(classification=self.classification, confidence=self.confidence,
-                        reasons=("scripted",), plan=plan)
+        plan = (
+            ()
+            if self.classification is Classification.NORMAL
+            else (PlanStep(action="fake.start", params={"instance_id": event.resource_id}),)
+        )
+        return Analysis(
+            classification=self.classification,
+            confidence=self.confidence,
+            reasons=("scripted",),
+            plan=plan,
+        )
 
 
 @dataclass
 class RecordingNotifier:
     sent: list[tuple[str, str]] = field(default_factory=list)
 
-    async def publish(self, subject: str, message: str,
-                      attributes: Mapping[str, str] | None = None) -> None:
+    async def publish(
+        self, subject: str, message: str, attributes: Mapping[str, str] | None = None
+    ) -> None:
         self.sent.append((subject, message))
 
 
@@ -132,28 +141,47 @@ class Rig:
     metrics: Metrics
 
 
-def rig(action: ScriptedAction | None = None, analyzer: Any = None,
-        cooldown: timedelta = timedelta(minutes=5)) -> Rig:
+def rig(
+    action: ScriptedAction | None = None,
+    analyzer: Any = None,
+    cooldown: timedelta = timedelta(minutes=5),
+) -> Rig:
     clock = FakeClock()
     store = CountingStore(step_lease=timedelta(seconds=60))
     action = action or ScriptedAction()
     notifier = RecordingNotifier()
     metrics = Metrics()
-    runner = CommandRunner(store=store, analyzer=analyzer or FixedAnalyzer(),
-                           catalog=Catalog(action), notifier=notifier, clock=clock,
-                           config=RunnerConfig(cooldown=cooldown))
+    runner = CommandRunner(
+        store=store,
+        analyzer=analyzer or FixedAnalyzer(),
+        catalog=Catalog(action),
+        notifier=notifier,
+        clock=clock,
+        config=RunnerConfig(cooldown=cooldown),
+    )
     policy = Policy(verify_interval=timedelta(seconds=10), verify_timeout=timedelta(minutes=2))
-    engine = Engine(store=store, runner=runner, clock=clock, policy=policy, metrics=metrics,
-                    step_lease=timedelta(seconds=60))
+    engine = Engine(
+        store=store,
+        runner=runner,
+        clock=clock,
+        policy=policy,
+        metrics=metrics,
+        step_lease=timedelta(seconds=60),
+    )
     sweeper = Sweeper(store=store, engine=engine, clock=clock, health=Health(), period=1)
     return Rig(engine, store, action, notifier, clock, sweeper, metrics)
 
 
 def ev(event_id: str = "ev-1", resource_id: str = "i-1") -> NormalizedEvent:
-    return NormalizedEvent(event_id=event_id, source="aws.ec2",
-                           detail_type="EC2 Instance State-change Notification",
-                           resource_type="ec2", resource_id=resource_id, action="state:stopped",
-                           time=T0)
+    return NormalizedEvent(
+        event_id=event_id,
+        source="aws.ec2",
+        detail_type="EC2 Instance State-change Notification",
+        resource_type="ec2",
+        resource_id=resource_id,
+        action="state:stopped",
+        time=T0,
+    )
 
 
 def metric(r: Rig, name: str, labels: dict[str, str]) -> float:
@@ -171,8 +199,7 @@ async def test_event_to_completed_with_notification_and_metrics() -> None:
     stored = await r.store.get(incident.incident_id)
     assert stored == incident
     assert [e.state for e in stored.timeline][-2:] == [S.COMPLETED, S.COMPLETED]
-    assert metric(r, "aiops_incidents_total",
-                  {"outcome": "COMPLETED", "resource_type": "ec2"}) == 1
+    assert metric(r, "aiops_incidents_total", {"outcome": "COMPLETED", "resource_type": "ec2"}) == 1
 
 
 async def test_normal_event_costs_no_write() -> None:
@@ -280,7 +307,8 @@ async def test_low_confidence_waits_for_approval_then_recovers() -> None:
 
 async def test_two_resources_are_independent() -> None:
     r = rig()
-    results: Sequence[Any] = [await r.engine.handle_event(ev(f"ev-{n}", f"i-{n}"))
-                              for n in range(3)]
+    results: Sequence[Any] = [
+        await r.engine.handle_event(ev(f"ev-{n}", f"i-{n}")) for n in range(3)
+    ]
     assert {i.workflow_state for i in results} == {S.COMPLETED}
     assert len(r.action.executed) == 3

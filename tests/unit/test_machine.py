@@ -9,8 +9,8 @@ import pytest
 
 from aiops_agent.domain.machine import InvalidTransition, Policy, decide, valid_pairs
 from aiops_agent.domain.messages import (
-    Analyzed,
     AnalysisFailed,
+    Analyzed,
     Approved,
     EventReceived,
     Notified,
@@ -139,8 +139,12 @@ def test_happy_path_to_completed_with_timeline_and_outbox() -> None:
 
     inc, cmds = decide(
         inc,
-        VerifyResult(command_id="verify-1", status="PASSED", detail="running",
-                     checks=({"check": "instance_state", "actual": "running"},)),
+        VerifyResult(
+            command_id="verify-1",
+            status="PASSED",
+            detail="running",
+            checks=({"check": "instance_state", "actual": "running"},),
+        ),
         T0,
     )
     assert inc.workflow_state is S.COMPLETED
@@ -178,75 +182,98 @@ def test_multi_step_plan_runs_each_step_in_order() -> None:
     ],
 )
 def test_analysis_outcomes(an: Analysis, state: WorkflowState, kinds: list[str]) -> None:
-    inc, cmds = run(fresh(), EventReceived(event=event()), Analyzed(command_id="analyze",
-                                                                     analysis=an))
+    inc, cmds = run(
+        fresh(), EventReceived(event=event()), Analyzed(command_id="analyze", analysis=an)
+    )
     assert inc.workflow_state is state
     assert [c.kind for c in cmds] == kinds
 
 
 def test_confidence_threshold_comes_from_policy() -> None:
-    sigs = (EventReceived(event=event()),
-            Analyzed(command_id="analyze", analysis=analysis(confidence=0.85)))
+    sigs = (
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis(confidence=0.85)),
+    )
     assert run(fresh(), *sigs)[0].workflow_state is S.PLANNING
     strict = Policy(confidence_threshold=0.9)
     assert run(fresh(), *sigs, policy=strict)[0].workflow_state is S.AWAITING_APPROVAL
 
 
 def test_analysis_failure_goes_to_manual_review() -> None:
-    inc, cmds = run(fresh(), EventReceived(event=event()),
-                    AnalysisFailed(command_id="analyze", error="timeout"))
+    inc, _cmds = run(
+        fresh(), EventReceived(event=event()), AnalysisFailed(command_id="analyze", error="timeout")
+    )
     assert inc.workflow_state is S.AWAITING_APPROVAL
     assert "timeout" in inc.timeline[-1].detail
 
 
 def test_manual_review_approve_then_execute() -> None:
-    inc, _ = run(fresh(), EventReceived(event=event()),
-                 Analyzed(command_id="analyze", analysis=analysis(confidence=0.3)))
-    inc, cmds = run(inc, Notified(command_id="notify-awaiting_approval"), Approved(by="alice"))
+    inc, _ = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis(confidence=0.3)),
+    )
+    inc, _ = run(inc, Notified(command_id="notify-awaiting_approval"), Approved(by="alice"))
     assert inc.workflow_state is S.PLANNING and inc.approved_by == "alice"
-    inc, cmds = decide(inc, PlanReady(command_id="plan", steps=(START,)), T0)
+    inc, _cmds = decide(inc, PlanReady(command_id="plan", steps=(START,)), T0)
     assert inc.workflow_state is S.EXECUTING
 
 
 def test_plan_needing_approval_waits_once() -> None:
-    inc, _ = run(fresh(), EventReceived(event=event()),
-                 Analyzed(command_id="analyze", analysis=analysis(requires_approval=True)),
-                 PlanReady(command_id="plan", steps=(START,)))
+    inc, _ = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis(requires_approval=True)),
+        PlanReady(command_id="plan", steps=(START,)),
+    )
     assert inc.workflow_state is S.AWAITING_APPROVAL
     inc, _ = run(inc, Approved(by="bob"), PlanReady(command_id="plan", steps=(START,)))
     assert inc.workflow_state is S.EXECUTING
 
 
 def test_reject_closes_without_action() -> None:
-    inc, _ = run(fresh(), EventReceived(event=event()),
-                 Analyzed(command_id="analyze", analysis=analysis(confidence=0.1)),
-                 Rejected(by="carol", reason="planned maintenance"))
+    inc, _ = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis(confidence=0.1)),
+        Rejected(by="carol", reason="planned maintenance"),
+    )
     assert inc.workflow_state is S.REJECTED
     assert "planned maintenance" in inc.timeline[-1].detail
     assert inc.recovery_actions == ()
 
 
 def test_suppressed_by_planner() -> None:
-    inc, cmds = run(fresh(), EventReceived(event=event()),
-                    Analyzed(command_id="analyze", analysis=analysis()),
-                    Suppressed(command_id="plan", reason="cooldown: recovered 2 min ago"))
+    inc, cmds = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis()),
+        Suppressed(command_id="plan", reason="cooldown: recovered 2 min ago"),
+    )
     assert inc.workflow_state is S.SUPPRESSED and cmds == []
     assert inc.pending == ()
 
 
 def test_shadow_mode_records_but_executes_nothing() -> None:
-    inc, cmds = run(fresh(), EventReceived(event=event()),
-                    Analyzed(command_id="analyze", analysis=analysis()),
-                    PlanReady(command_id="plan", steps=(START,)), policy=Policy(shadow=True))
+    inc, cmds = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis()),
+        PlanReady(command_id="plan", steps=(START,)),
+        policy=Policy(shadow=True),
+    )
     assert inc.workflow_state is S.NOTIFIED
     assert [r.status for r in inc.recovery_actions] == ["DRY_RUN"]
     assert all(c.kind != "execute_step" for c in cmds)
 
 
 def test_empty_plan_from_planner_notifies() -> None:
-    inc, _ = run(fresh(), EventReceived(event=event()),
-                 Analyzed(command_id="analyze", analysis=analysis()),
-                 PlanReady(command_id="plan", steps=()))
+    inc, _ = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis()),
+        PlanReady(command_id="plan", steps=()),
+    )
     assert inc.workflow_state is S.NOTIFIED
 
 
@@ -256,8 +283,9 @@ def test_step_failure_first_step_is_failed() -> None:
     assert [c.kind for c in cmds] == ["notify"]
 
 
-@pytest.mark.parametrize(("status", "state"),
-                         [("PASSED", S.COMPLETED), ("FAILED", S.FAILED), ("PARTIAL", S.PARTIAL)])
+@pytest.mark.parametrize(
+    ("status", "state"), [("PASSED", S.COMPLETED), ("FAILED", S.FAILED), ("PARTIAL", S.PARTIAL)]
+)
 def test_verification_outcomes(status: Any, state: WorkflowState) -> None:
     inc, _ = decide(to_verifying(), VerifyResult(command_id="verify-1", status=status), T0)
     assert inc.workflow_state is state
@@ -266,8 +294,9 @@ def test_verification_outcomes(status: Any, state: WorkflowState) -> None:
 
 def test_pending_verification_is_a_stored_wait_then_a_tick() -> None:
     policy = Policy(verify_interval=timedelta(seconds=10), verify_timeout=timedelta(minutes=5))
-    inc, cmds = decide(to_verifying(), VerifyResult(command_id="verify-1", status="PENDING"),
-                       T0, policy)
+    inc, cmds = decide(
+        to_verifying(), VerifyResult(command_id="verify-1", status="PENDING"), T0, policy
+    )
     assert cmds == [] and inc.pending == ()
     assert inc.next_check_at == T0 + timedelta(seconds=10)
     inc, cmds = decide(inc, Tick(), T0 + timedelta(seconds=10), policy)
@@ -282,8 +311,9 @@ def test_verification_deadline_fails_the_incident() -> None:
     inc = to_verifying()
     assert inc.verify_deadline is not None
     late = inc.verify_deadline + timedelta(seconds=1)
-    inc, cmds = decide(inc, VerifyResult(command_id="verify-1", status="PENDING", detail="stopped"),
-                       late)
+    inc, _cmds = decide(
+        inc, VerifyResult(command_id="verify-1", status="PENDING", detail="stopped"), late
+    )
     assert inc.workflow_state is S.FAILED
     assert "timed out" in inc.timeline[-1].detail
 

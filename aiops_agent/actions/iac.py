@@ -1,0 +1,142 @@
+"""Infrastructure-as-code recovery: re-apply the declared state of a resource through CodeBuild.
+
+`iac.restore` starts a build of the configured recovery project (settings.codebuild_project) with
+the resource and the incident's token in its environment; the project's buildspec runs the
+`terraform apply` (or CloudFormation deploy) that recreates what was deleted or reverts what was
+changed. The incident's idempotency token becomes CodeBuild's `idempotencyToken`, so a step
+retried after a crash does not start a second build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aiops_agent.actions.registry import CATALOG, BaseAction, error_code
+from aiops_agent.domain.ports import CheckOutcome, StepOutcome
+
+log = structlog.get_logger(__name__)
+
+IAC_RESOURCE_TYPES: tuple[str, ...] = ("ec2", "lambda", "dynamodb", "s3")
+"""The resource types whose declared state the recovery project knows how to re-apply."""
+
+MAX_TOKEN_LENGTH = 64
+"""CodeBuild's limit on `idempotencyToken`."""
+
+_FINAL_FAILURES = frozenset({"FAILED", "FAULT", "STOPPED", "TIMED_OUT"})
+_PERMANENT_START_ERRORS = frozenset(
+    {"ResourceNotFoundException", "InvalidInputException", "AccountLimitExceededException"}
+)
+
+
+class IacRestoreParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    resource_type: str = Field(description="the resource's service short name, as in its ARN")
+    resource_id: str = Field(min_length=1, max_length=1024, description="the resource's name/id")
+    region: str | None = Field(default=None, description="the resource's region, if not ours")
+
+    @field_validator("resource_type")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in IAC_RESOURCE_TYPES:
+            raise ValueError(f"must be one of {', '.join(IAC_RESOURCE_TYPES)}")
+        return value
+
+
+def build_token(idempotency_token: str) -> str:
+    """The token as CodeBuild accepts it: unchanged up to 64 characters, else its SHA-256."""
+    if 0 < len(idempotency_token) <= MAX_TOKEN_LENGTH:
+        return idempotency_token
+    return hashlib.sha256(idempotency_token.encode()).hexdigest()
+
+
+def interpret_build(build: Mapping[str, Any] | None) -> CheckOutcome:
+    """What a build's status means for the recovery (pure: each status is unit-tested)."""
+    if build is None:
+        return CheckOutcome(
+            "FAILED",
+            "recovery build not found",
+            [{"check": "build_status", "expected": "SUCCEEDED", "actual": "NOT_FOUND"}],
+        )
+    status = str(build.get("buildStatus") or "UNKNOWN")
+    phase = build.get("currentPhase")
+    checks = [{"check": "build_status", "expected": "SUCCEEDED", "actual": status}]
+    build_id = build.get("id", "?")
+    if status == "SUCCEEDED":
+        return CheckOutcome("PASSED", f"recovery build {build_id} succeeded", checks)
+    if status in _FINAL_FAILURES:
+        where = f" in phase {phase}" if phase else ""
+        return CheckOutcome("FAILED", f"recovery build {build_id} {status}{where}", checks)
+    where = f" ({phase})" if phase else ""
+    return CheckOutcome("PENDING", f"recovery build {build_id} {status.lower()}{where}", checks)
+
+
+@CATALOG.register("iac.restore")
+class IacRestore(BaseAction[IacRestoreParams]):
+    resource_type = "any"
+    resource_types = IAC_RESOURCE_TYPES
+    description = "Re-apply the resource's declared state with the IaC recovery CodeBuild project."
+    permissions = ("codebuild:BatchGetBuilds", "codebuild:StartBuild")
+    params_model = IacRestoreParams
+
+    @property
+    def project(self) -> str:
+        return self.deps.codebuild_project
+
+    async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
+        p = self.parse(params)
+        env = [
+            ("AIOPS_RESOURCE_TYPE", p.resource_type),
+            ("AIOPS_RESOURCE_ID", p.resource_id),
+            ("AIOPS_INCIDENT_TOKEN", idempotency_token),
+        ]
+        if p.region:
+            env.append(("AIOPS_RESOURCE_REGION", p.region))
+        codebuild = await self.deps.clients.client("codebuild")
+        try:
+            resp = await codebuild.start_build(
+                projectName=self.project,
+                idempotencyToken=build_token(idempotency_token),
+                environmentVariablesOverride=[
+                    {"name": name, "value": value, "type": "PLAINTEXT"} for name, value in env
+                ],
+            )
+        except ClientError as exc:
+            code = error_code(exc)
+            if code not in _PERMANENT_START_ERRORS:
+                raise
+            log.warning("iac.start_failed", project=self.project, error_code=code)
+            return StepOutcome(
+                False,
+                f"cannot start recovery build on project {self.project}: {code}",
+                {"project": self.project, "error_code": code},
+            )
+        build_id = str(resp["build"]["id"])
+        log.info("iac.build_started", project=self.project, build_id=build_id)
+        return StepOutcome(
+            True,
+            f"started recovery build {build_id} for {p.resource_type} {p.resource_id}",
+            {"build_id": build_id, "project": self.project},
+        )
+
+    async def verify(self, params: Mapping[str, Any], result: Mapping[str, Any]) -> CheckOutcome:
+        build_id = result.get("build_id")
+        if not isinstance(build_id, str) or not build_id:
+            return CheckOutcome("FAILED", "no recovery build was started", [])
+        codebuild = await self.deps.clients.client("codebuild")
+        resp = await codebuild.batch_get_builds(ids=[build_id])
+        found = [b for b in resp.get("builds", []) if b.get("id") == build_id]
+        return interpret_build(found[0] if found else None)
+
+    async def dry_run(self, params: Mapping[str, Any]) -> str:
+        p = self.parse(params)
+        return (
+            f"would start CodeBuild project {self.project} to re-apply the declared state of "
+            f"{p.resource_type} {p.resource_id}"
+        )

@@ -1,0 +1,206 @@
+"""`parse_event`: any accepted payload in, one `NormalizedEvent` per resource out.
+
+Accepted: an EventBridge event (any source; `account` and `version` optional), or a bare
+CloudTrail record, which is wrapped as the "AWS API Call via CloudTrail" event EventBridge would
+have delivered. Anything else raises `InvalidEvent`, and nothing else is ever raised for any
+input: the corpus test runs every sample through here to hold that promise.
+
+Dispatch is by (source, detail-type) through the registry; a kind without a normalizer still
+becomes an event (the generic fallback) so the analyzer can record it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from aiops_agent.domain.models import NormalizedEvent
+
+# Imported for their registrations.
+from aiops_agent.intake import cloudtrail as _cloudtrail
+from aiops_agent.intake import ec2 as _ec2
+from aiops_agent.intake.envelope import (
+    CLOUDTRAIL_DETAIL_TYPE,
+    DEFAULT_REGION,
+    Envelope,
+    EventBridgeEnvelope,
+    InvalidEvent,
+    clip,
+    content_id,
+    decode_body,
+    parse_time,
+    text_field,
+    validate_envelope,
+)
+from aiops_agent.intake.registry import EVENT_NORMALIZERS, find_normalizer
+from aiops_agent.intake.resources import id_from_parameters, id_from_resource_list
+
+__all__ = ["EVENT_NORMALIZERS", "InvalidEvent", "parse_event"]
+
+log = structlog.get_logger(__name__)
+
+_REGISTERED = (_cloudtrail, _ec2)
+_ACTION_KEYS = ("eventName", "eventTypeCode", "operation", "StatusCode", "lastStatus")
+
+
+def parse_event(
+    body: str | bytes | bytearray | Mapping[str, Any],
+    *,
+    received_at: datetime | None = None,
+    default_region: str = DEFAULT_REGION,
+) -> list[NormalizedEvent]:
+    """Normalize one payload. `received_at` stands in for a time the payload lacks (else now)."""
+    payload = decode_body(body)
+    envelope = _envelope_of(payload, received_at, default_region)
+    handler = find_normalizer(envelope.source, envelope.detail_type) or generic_envelope
+    events = handler(envelope)
+    if not events:  # a normalizer's bug, not the sender's: still a clean rejection
+        raise InvalidEvent("unsupported", f"{envelope.detail_type}: no resource in the event")
+    log.debug(
+        "intake.normalized",
+        source=envelope.source,
+        detail_type=envelope.detail_type,
+        resources=len(events),
+    )
+    return events
+
+
+def _envelope_of(
+    payload: Mapping[str, Any], received_at: datetime | None, default_region: str
+) -> Envelope:
+    if "detail-type" in payload:
+        return _resolve(validate_envelope(payload), payload, received_at, default_region)
+    if _cloudtrail.looks_like_record(payload):
+        return _wrap_record(payload, received_at, default_region)
+    if "alarmData" in payload:
+        raise InvalidEvent(
+            "not_eventbridge",
+            "a CloudWatch alarm action payload (alarmData), not an EventBridge event: "
+            "route the alarm through an EventBridge rule instead",
+        )
+    if isinstance(payload.get("Records"), list):
+        raise InvalidEvent(
+            "unsupported", "a CloudTrail log file (Records): give one record or one event"
+        )
+    raise InvalidEvent(
+        "not_eventbridge",
+        "neither an EventBridge event (no 'detail-type') nor a CloudTrail record (no 'eventName')",
+    )
+
+
+def _time(raw: object, what: str) -> datetime:
+    parsed = parse_time(raw)
+    if parsed is None:
+        raise InvalidEvent("invalid_field", f"{what}: not a timestamp")
+    return parsed
+
+
+def _resolve(
+    env: EventBridgeEnvelope,
+    payload: Mapping[str, Any],
+    received_at: datetime | None,
+    default_region: str,
+) -> Envelope:
+    detail = env.detail
+    notes: dict[str, Any] = {}
+    if env.time is not None:
+        when = _time(env.time, "EventBridge event: field 'time'")
+    elif parse_time(detail.get("eventTime")) is not None:
+        when = _time(detail.get("eventTime"), "eventTime")
+    else:
+        when = received_at or datetime.now(UTC)
+        notes["time_source"] = "received"
+    event_id = (
+        text_field(env.id, 256) or text_field(detail.get("eventID"), 256) or content_id(payload)
+    )
+    region = text_field(env.region, 64) or text_field(detail.get("awsRegion"), 64) or default_region
+    return Envelope(
+        event_id=event_id,
+        source=clip(env.source, 256),
+        detail_type=clip(env.detail_type, 256),
+        time=when,
+        region=region,
+        account=text_field(env.account, 32) or None,
+        resources=tuple(env.resources),
+        detail=detail,
+        replay_name=env.replay_name,
+        notes=notes,
+    )
+
+
+def _wrap_record(
+    record: Mapping[str, Any], received_at: datetime | None, default_region: str
+) -> Envelope:
+    """A bare record, as EventBridge would deliver it: source `aws.<service>`, id = eventID."""
+    service = _cloudtrail.service_of(text_field(record.get("eventSource"), 128)) or "unknown"
+    notes: dict[str, Any] = {"envelope": "bare-cloudtrail-record"}
+    raw_time = record.get("eventTime")
+    if raw_time is not None:
+        when = _time(raw_time, "CloudTrail record: field 'eventTime'")
+    else:
+        when = received_at or datetime.now(UTC)
+        notes["time_source"] = "received"
+    account = text_field(record.get("recipientAccountId"), 32)
+    return Envelope(
+        event_id=text_field(record.get("eventID"), 256) or content_id(record),
+        source=f"aws.{service}",
+        detail_type=CLOUDTRAIL_DETAIL_TYPE,
+        time=when,
+        region=text_field(record.get("awsRegion"), 64) or default_region,
+        account=account or None,
+        resources=(),
+        detail=record,
+        notes=notes,
+    )
+
+
+def generic_envelope(env: Envelope) -> list[NormalizedEvent]:
+    """An event kind without its own normalizer: recorded with best-effort fields."""
+    source = env.source.lower()
+    resource_type = source.removeprefix("aws.") if source.startswith("aws.") else source
+    details: dict[str, Any] = {"normalizer": "generic"}
+    resource_id = id_from_resource_list(env.resources) or id_from_parameters(
+        env.detail, by_suffix=False
+    )
+    if not resource_id:
+        resource_id = env.event_id
+        details["resource_unknown"] = True
+    details.update(_scalars(env.detail))
+    log.debug("intake.generic_envelope", source=env.source, detail_type=env.detail_type)
+    return [
+        env.normalized(
+            resource_type=clip(resource_type, 64),
+            resource_id=resource_id,
+            action=_generic_action(env),
+            details=details,
+        )
+    ]
+
+
+def _generic_action(env: Envelope) -> str:
+    state = env.detail.get("state")
+    if isinstance(state, Mapping) and text_field(state.get("value"), 32):
+        return f"state:{text_field(state.get('value'), 32)}"
+    if text_field(state, 32):
+        return f"state:{text_field(state, 32)}"
+    for key in _ACTION_KEYS:
+        found = text_field(env.detail.get(key), 128)
+        if found:
+            return found
+    return env.detail_type
+
+
+def _scalars(detail: Mapping[str, Any], limit: int = 20) -> dict[str, Any]:
+    """The detail's top-level scalar facts, bounded, for the timeline and later rules."""
+    out: dict[str, Any] = {}
+    for key, value in detail.items():
+        if len(out) >= limit:
+            break
+        if isinstance(value, bool | int | float) or value is None:
+            out[f"detail.{clip(key, 64)}"] = value
+        elif isinstance(value, str):
+            out[f"detail.{clip(key, 64)}"] = clip(value, 256)
+    return out

@@ -1,0 +1,321 @@
+"""Every Prometheus collector of the agent, in one place, all named `aiops_*`.
+
+Label values are bounded: nothing here ever takes an incident id, an event id or a resource id.
+Values that come from the outside (resource types, reasons) go through `bounded` first, so an
+unexpected value lands in `other` instead of creating a new series.
+
+A `Metrics` owns its own `CollectorRegistry` (not the global one, whose default process and
+platform collectors are not `aiops_`-prefixed), so tests can build as many as they like.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Collection
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+from aiops_agent import __version__
+from aiops_agent.domain.models import TERMINAL_STATES
+
+NAMESPACE = "aiops"
+
+RESOURCE_TYPES: frozenset[str] = frozenset(
+    {
+        "ec2",
+        "lambda",
+        "ssm",
+        "dynamodb",
+        "s3",
+        "rds",
+        "ecs",
+        "iam",
+        "autoscaling",
+        "cloudwatch",
+        "health",
+        "other",
+    }
+)
+"""The resource types a label may carry; anything else is counted as `other`."""
+
+TERMINAL_OUTCOMES: frozenset[str] = frozenset(str(state) for state in TERMINAL_STATES)
+"""Terminal workflow states, the values of the `outcome` label of `aiops_incidents_total`."""
+
+DEAD_LETTER_REASONS: frozenset[str] = frozenset(
+    {"unparseable", "invalid_event", "max_receives", "other"}
+)
+"""Why a message went to the dead-letter queue. Pre-initialised so `increase()` sees the first."""
+
+MESSAGE_OUTCOMES: frozenset[str] = frozenset({"deleted", "released", "dead_lettered"})
+
+RECOVERY_BUCKETS: tuple[float, ...] = (
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1200.0,
+    1800.0,
+)
+"""1 s to 30 min: from a restarted instance to a CodeBuild redeploy."""
+
+MESSAGE_AGE_BUCKETS: tuple[float, ...] = (
+    0.1,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+"""SQS lag: seconds between the queue's SentTimestamp and our receive."""
+
+STEP_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
+def bounded(value: str, allowed: Collection[str], other: str = "other") -> str:
+    """`value` if it is one of `allowed`, else `other`: a label never grows without bound."""
+    return value if value in allowed else other
+
+
+class Metrics:
+    """The agent's collectors. Attribute names are the engine's vocabulary; keep them stable."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        # PlatformCollector takes no namespace (it would emit `python_info`): left out.
+        ProcessCollector(namespace=NAMESPACE, registry=reg)
+
+        self.events_received = Counter(
+            "events_received",
+            "Events taken from a source, by resource type.",
+            ["resource_type"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.events_rejected = Counter(
+            "events_rejected",
+            "Events refused before they became an incident, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.classifications = Counter(
+            "classifications",
+            "Analyses, by classification and resource type.",
+            ["classification", "resource_type"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.incidents = Counter(
+            "incidents",
+            "Incidents that reached a terminal state, by that state and resource type.",
+            ["outcome", "resource_type"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.transitions = Counter(
+            "workflow_transitions",
+            "Workflow state transitions.",
+            ["from_state", "to_state"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "incidents_in_flight",
+            "Incidents with a step running in this process.",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.recovery_duration = Histogram(
+            "recovery_duration_seconds",
+            "Time from an incident's creation to its terminal state.",
+            ["resource_type", "outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+            buckets=RECOVERY_BUCKETS,
+        )
+        self.suppressions = Counter(
+            "suppressions",
+            "Incidents suppressed (cooldown, circuit breaker, ...), by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.manual_reviews = Counter(
+            "manual_reviews",
+            "Incidents sent to manual review, by resource type.",
+            ["resource_type"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.verifications = Counter(
+            "verification_results",
+            "Verification checks, by resource type and result.",
+            ["resource_type", "result"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.actions = Counter(
+            "recovery_actions",
+            "Recovery actions run, by action name and outcome.",
+            ["action", "outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.notifications = Counter(
+            "notifications",
+            "Notifications sent, by outcome.",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.dead_lettered = Counter(
+            "messages_dead_lettered",
+            "Queue messages the agent sent to the dead-letter queue, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.messages = Counter(
+            "sqs_messages",
+            "Queue messages handled, by outcome (deleted, released, dead_lettered).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.message_age = Histogram(
+            "sqs_message_age_seconds",
+            "Age of a queue message when received (now - SentTimestamp).",
+            namespace=NAMESPACE,
+            registry=reg,
+            buckets=MESSAGE_AGE_BUCKETS,
+        )
+        self.invalid_signals = Counter(
+            "invalid_signals",
+            "Signals that the workflow refused in the incident's state.",
+            ["state", "signal"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.aws_calls = Counter(
+            "aws_api_calls",
+            "AWS API calls, by service, operation and outcome (ok or the error code).",
+            ["service", "operation", "outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.loop_heartbeat = Gauge(
+            "loop_last_beat_timestamp_seconds",
+            "Unix time of each daemon loop's last heartbeat.",
+            ["loop"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.build_info = Gauge(
+            "build_info",
+            "Always 1; the labels say which build runs.",
+            ["version", "python"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.step_duration = Histogram(
+            "step_duration_seconds",
+            "Duration of one workflow step, by command.",
+            ["command"],
+            namespace=NAMESPACE,
+            registry=reg,
+            buckets=STEP_BUCKETS,
+        )
+
+        self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
+        # Series that alert rules take increase() of exist from the start at 0, so the first
+        # failure after a restart is an increase and not the birth of a series.
+        for outcome in sorted(TERMINAL_OUTCOMES):
+            for resource_type in sorted(RESOURCE_TYPES):
+                self.incidents.labels(outcome=outcome, resource_type=resource_type)
+        for reason in sorted(DEAD_LETTER_REASONS):
+            self.dead_lettered.labels(reason=reason)
+        for outcome in sorted(MESSAGE_OUTCOMES):
+            self.messages.labels(outcome=outcome)
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition payload and its content type, for `GET /metrics`."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    # -- hooks and conveniences ----------------------------------------------------------------
+
+    def on_aws_call(self, service: str, operation: str, outcome: str) -> None:
+        """`aiops_agent.aws.clients.CallHook`: counts one AWS API call."""
+        self.aws_calls.labels(service=service, operation=operation, outcome=outcome).inc()
+
+    def event_received(self, resource_type: str) -> None:
+        self.events_received.labels(resource_type=bounded(resource_type, RESOURCE_TYPES)).inc()
+
+    def classified(self, classification: str, resource_type: str) -> None:
+        self.classifications.labels(
+            classification=classification,
+            resource_type=bounded(resource_type, RESOURCE_TYPES),
+        ).inc()
+
+    def incident_closed(self, outcome: str, resource_type: str, duration_s: float) -> None:
+        """One incident reached a terminal state after `duration_s` seconds."""
+        rtype = bounded(resource_type, RESOURCE_TYPES)
+        state = bounded(outcome, TERMINAL_OUTCOMES)
+        self.incidents.labels(outcome=state, resource_type=rtype).inc()
+        self.recovery_duration.labels(resource_type=rtype, outcome=state).observe(
+            max(duration_s, 0.0)
+        )
+
+    def manual_review(self, resource_type: str) -> None:
+        self.manual_reviews.labels(resource_type=bounded(resource_type, RESOURCE_TYPES)).inc()
+
+    def verification(self, resource_type: str, result: str) -> None:
+        self.verifications.labels(
+            resource_type=bounded(resource_type, RESOURCE_TYPES), result=result
+        ).inc()
+
+    def message_dead_lettered(self, reason: str) -> None:
+        """One message sent to the DLQ: counts both the reason and the message outcome."""
+        self.dead_lettered.labels(reason=bounded(reason, DEAD_LETTER_REASONS)).inc()
+        self.messages.labels(outcome="dead_lettered").inc()
+
+    def message_handled(self, outcome: str) -> None:
+        """`deleted` or `released` (for a dead-lettered one, use `message_dead_lettered`)."""
+        self.messages.labels(outcome=bounded(outcome, MESSAGE_OUTCOMES)).inc()
