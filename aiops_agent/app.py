@@ -130,7 +130,6 @@ async def run_daemon(
         raise ValueError("AIOPS_QUEUE_URL is required for `run`")
     stop = stop or asyncio.Event()
     metrics = Metrics()
-    metrics.build_info.labels(__version__, _python()).set(1)
     loop = asyncio.get_running_loop()
     if install_signal_handlers:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -191,9 +190,3 @@ async def _mark_draining_on(stop: asyncio.Event, health: Health) -> None:
     await stop.wait()
     health.mark_draining()
     log.info("agent.draining")
-
-
-def _python() -> str:
-    import platform
-
-    return platform.python_version()

@@ -50,11 +50,22 @@ TERMINAL_OUTCOMES: frozenset[str] = frozenset(str(state) for state in TERMINAL_S
 """Terminal workflow states, the values of the `outcome` label of `aiops_incidents_total`."""
 
 DEAD_LETTER_REASONS: frozenset[str] = frozenset(
-    {"unparseable", "invalid_event", "max_receives", "other"}
+    {
+        # The reasons of aiops_agent.intake.envelope.InvalidEvent, and two of the consumer's own.
+        "not_json",
+        "not_object",
+        "too_large",
+        "not_eventbridge",
+        "unsupported",
+        "missing_field",
+        "invalid_field",
+        "max_receives",
+        "other",
+    }
 )
 """Why a message went to the dead-letter queue. Pre-initialised so `increase()` sees the first."""
 
-MESSAGE_OUTCOMES: frozenset[str] = frozenset({"deleted", "released", "dead_lettered"})
+MESSAGE_OUTCOMES: frozenset[str] = frozenset({"deleted", "released", "dead_lettered", "retried"})
 
 RECOVERY_BUCKETS: tuple[float, ...] = (
     1.0,
@@ -260,6 +271,100 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
             buckets=STEP_BUCKETS,
+        )
+
+        # -- analysis (rules / Bedrock) ----------------------------------------------------------
+        self.analyzer_requests = Counter(
+            "analyzer_requests",
+            "Analyzer requests, by analyzer and outcome (ok, error, invalid, throttled, cached).",
+            ["analyzer", "outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.analyzer_latency = Histogram(
+            "analyzer_latency_seconds",
+            "Analyzer request latency.",
+            ["analyzer"],
+            namespace=NAMESPACE,
+            registry=reg,
+            buckets=STEP_BUCKETS,
+        )
+        self.analyzer_tokens = Counter(
+            "analyzer_tokens",
+            "Model tokens used, by analyzer and direction (input, output).",
+            ["analyzer", "direction"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.analyzer_cost = Counter(
+            "analyzer_cost_dollars",
+            "Estimated model cost in US dollars.",
+            ["analyzer"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.analyzer_fallbacks = Counter(
+            "analyzer_fallbacks",
+            "Times the rules decided instead of the model, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.analyzer_confidence = Histogram(
+            "analyzer_confidence",
+            "Confidence of classifications, by analyzer.",
+            ["analyzer"],
+            namespace=NAMESPACE,
+            registry=reg,
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+        )
+        self.breaker_open = Gauge(
+            "breaker_open",
+            "1 while a circuit breaker is open, by breaker (analyzer, recovery).",
+            ["breaker"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        # -- proactive log analysis ----------------------------------------------------------------
+        self.log_windows = Counter(
+            "log_windows_analyzed",
+            "Log windows analyzed, by outcome (ok, empty, timeout, error).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.log_bytes_scanned = Counter(
+            "log_bytes_scanned",
+            "Bytes scanned by CloudWatch Logs Insights queries.",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.log_anomalies = Counter(
+            "log_anomalies",
+            "Log pattern anomalies found, by kind (spike, new_template).",
+            ["kind"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.proactive_alerts = Counter(
+            "proactive_alerts",
+            "Proactive alerts sent (failure probability above the threshold).",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.failure_probability = Gauge(
+            "log_failure_probability",
+            "Latest failure probability per configured log group (a bounded, configured set).",
+            ["log_group"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.log_templates = Gauge(
+            "log_templates",
+            "Templates with a baseline, per configured log group.",
+            ["log_group"],
+            namespace=NAMESPACE,
+            registry=reg,
         )
 
         self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
