@@ -68,21 +68,22 @@ class AwsClients:
         self._session.register("after-call", after_call)
         self._session.register("after-call-error", after_error)
 
-    async def client(self, service: str) -> Any:
-        """The shared client for `service`, created on first use."""
-        existing = self._clients.get(service)
+    async def client(self, service: str, region: str | None = None) -> Any:
+        """The shared client for `service` in `region` (default: ours), created on first use."""
+        key = f"{service}@{region or self.region}"
+        existing = self._clients.get(key)
         if existing is not None:
             return existing
         created = await self._stack.enter_async_context(
             self._session.create_client(
                 service,
-                region_name=self.region,
+                region_name=region or self.region,
                 endpoint_url=self.endpoint_url,
                 config=self._config,
             )
         )
         # Another task may have created it while we awaited; keep the first, close ours later.
-        return self._clients.setdefault(service, created)
+        return self._clients.setdefault(key, created)
 
     async def close(self) -> None:
         self._clients.clear()
