@@ -352,7 +352,9 @@ _TABLE: dict[tuple[WorkflowState, str], _Handler] = {
     (S.EXECUTING, "step_failed"): _on_step_failed,
     (S.VERIFYING, "verify_result"): _on_verify_result,
     (S.VERIFYING, "tick"): _on_tick,
-    **{(s, "related_event"): _on_related for s in _OPEN},
+    # Further events about the resource join the timeline, even of a closed incident (the
+    # engine decides which incident an event belongs to); they never move the state.
+    **{(s, "related_event"): _on_related for s in WorkflowState},
     **{(s, "notified"): _on_notified for s in WorkflowState},
 }
 

@@ -40,6 +40,8 @@ log = structlog.get_logger(__name__)
 
 MAX_ROUNDS = 32
 """A bound on commands per drive: the state machine has no cycles without a stored wait."""
+SAVE_ATTEMPTS = 5
+"""Reload-and-decide-again attempts when a conditional save loses to another writer."""
 
 
 class NotFound(Exception):
@@ -56,6 +58,7 @@ class Engine:
         policy: Policy,
         metrics: Metrics,
         step_lease: timedelta = timedelta(seconds=60),
+        correlation_window: timedelta = timedelta(minutes=15),
     ) -> None:
         self._store = store
         self._runner = runner
@@ -63,6 +66,7 @@ class Engine:
         self._policy = policy
         self._metrics = metrics
         self._lease = step_lease
+        self._correlation_window = correlation_window
         self._locks = KeyedLocks()
 
     # ------------------------------------------------------------ entry points
@@ -134,45 +138,50 @@ class Engine:
                 self._metrics.incident_closed(WorkflowState.IGNORED.value, event.resource_type, 0)
                 return None
         async with self._locks.hold(event.resource_key):
+            # Only the look-up and the create hold the lock: a second event about this resource
+            # then finds the incident open and joins it while the first one is being driven.
             existing = await self._store.get(incident_id)
-            if existing is not None:
-                log.info("event.duplicate", state=existing.workflow_state.value)
-                self._metrics.suppressions.labels("duplicate").inc()
-                return await self._resume(existing, only_if_orphaned=True)
-            open_incident = await self._store.open_for_resource(event.resource_key)
-            if open_incident is not None:
-                return await self._join(open_incident, event)
-            if not await self._store.create(incident):
-                # Another replica created it between our get and create: it owns it.
-                self._metrics.suppressions.labels("duplicate").inc()
-                return await self._store.get(incident_id)
-            incident = incident.model_copy(update={"version": 1})
-            log.info(
-                "incident.opened",
-                classification=str(incident.classification),
-                state=incident.workflow_state.value,
-            )
-            self._observe_transition(WorkflowState.RECEIVED, incident)
-            return await self._drive(incident)
+            if existing is None:
+                related = await self._correlate(event)
+                if related is not None:
+                    joined, _ = await self._apply_with_retry(related, RelatedEvent(event=event))
+                    return joined
+                created = await self._store.create(incident)
+        if existing is not None:
+            log.info("event.duplicate", state=existing.workflow_state.value)
+            self._metrics.suppressions.labels("duplicate").inc()
+            return await self._resume(existing, only_if_orphaned=True)
+        if not created:
+            # Another replica created it between our get and create: it owns it.
+            self._metrics.suppressions.labels("duplicate").inc()
+            return await self._store.get(incident_id)
+        incident = incident.model_copy(update={"version": 1})
+        log.info(
+            "incident.opened",
+            classification=str(incident.classification),
+            state=incident.workflow_state.value,
+        )
+        self._observe_transition(WorkflowState.RECEIVED, incident)
+        return await self._drive(incident)
 
-    async def _join(self, incident: Incident, event: NormalizedEvent) -> Incident:
-        log.info("event.joined", joined_incident=incident.incident_id)
-        self._metrics.suppressions.labels("dedup").inc()
-        try:
-            new, _ = decide(incident, RelatedEvent(event=event), self._clock.now(), self._policy)
-        except InvalidTransition:
-            return incident
-        if new == incident:
-            return incident
-        try:
-            return await self._store.save(new)
-        except ConflictError:
-            # Someone is driving it right now; retry once on the fresh copy.
-            fresh = await self._store.get(incident.incident_id)
-            if fresh is None or fresh.terminal:
-                return fresh or incident
-            new, _ = decide(fresh, RelatedEvent(event=event), self._clock.now(), self._policy)
-            return await self._store.save(new)
+    async def _correlate(self, event: NormalizedEvent) -> Incident | None:
+        """The incident this event belongs to, if any: one event fan-out, one incident.
+
+        An open incident about the resource takes every further event. A closed one takes the
+        events that describe what happened before its recovery began (the CloudTrail call and
+        the state changes of one termination arrive minutes apart); an event about a change made
+        after the recovery began is a recurrence and opens an incident of its own.
+        """
+        open_incident = await self._store.open_for_resource(event.resource_key)
+        if open_incident is not None:
+            return open_incident
+        since = self._clock.now() - self._correlation_window
+        for recent in await self._store.recent_for_resource(event.resource_key, since):
+            started = [r.started_at for r in recent.recovery_actions]
+            boundary = min(started) if started else recent.updated_at
+            if event.time <= boundary:
+                return recent
+        return None
 
     async def _resume(self, incident: Incident, *, only_if_orphaned: bool = False) -> Incident:
         now = self._clock.now()
@@ -195,15 +204,39 @@ class Engine:
             return incident
 
     async def _apply(self, incident: Incident, signal: Signal) -> Incident:
-        try:
-            new, _ = decide(incident, signal, self._clock.now(), self._policy)
-        except InvalidTransition as exc:
-            self._metrics.invalid_signals.labels(exc.state.value, exc.signal_kind).inc()
-            log.warning("signal.invalid", state=exc.state.value, signal=exc.signal_kind)
-            return incident
-        saved = await self._store.save(new)
-        self._observe(incident, saved)
-        return await self._drive(saved)
+        saved, applied = await self._apply_with_retry(incident, signal)
+        return await self._drive(saved) if applied else saved
+
+    async def _apply_with_retry(self, incident: Incident, signal: Signal) -> tuple[Incident, bool]:
+        """decide + save; on a version conflict, reload and decide again on the fresh copy.
+
+        Returns the incident as stored and whether the signal was applied. A signal that the
+        fresh copy no longer accepts (another worker applied the same outcome) is dropped.
+        """
+        for _ in range(SAVE_ATTEMPTS):
+            try:
+                new, _ = decide(incident, signal, self._clock.now(), self._policy)
+            except InvalidTransition as exc:
+                self._metrics.invalid_signals.labels(exc.state.value, exc.signal_kind).inc()
+                log.info("signal.dropped", state=exc.state.value, signal=exc.signal_kind)
+                return incident, False
+            if new == incident:
+                return incident, True
+            try:
+                saved = await self._store.save(new)
+            except ConflictError:
+                fresh = await self._store.get(incident.incident_id)
+                if fresh is None:
+                    return incident, False
+                incident = fresh
+                continue
+            self._observe(incident, saved)
+            if isinstance(signal, RelatedEvent):
+                log.info("event.joined", joined_incident=saved.incident_id)
+                self._metrics.suppressions.labels("dedup").inc()
+            return saved, True
+        log.warning("incident.save_contended", signal=signal.kind, attempts=SAVE_ATTEMPTS)
+        return incident, False
 
     async def _drive(self, incident: Incident) -> Incident:
         """Run pending commands until none is left or a stored wait begins."""
@@ -221,18 +254,11 @@ class Engine:
             started = time.monotonic()
             signal = await self._runner.run(incident, command)
             self._metrics.step_duration.labels(command.kind).observe(time.monotonic() - started)
-            try:
-                new, _ = decide(incident, signal, self._clock.now(), self._policy)
-            except InvalidTransition as exc:
-                self._metrics.invalid_signals.labels(exc.state.value, exc.signal_kind).inc()
-                log.warning("signal.invalid", state=exc.state.value, signal=exc.signal_kind)
-                return incident
-            try:
-                saved = await self._store.save(new)
-            except ConflictError:
-                log.info("incident.save_conflict", command=command.kind)
-                return incident
-            self._observe(incident, saved)
+            saved, applied = await self._apply_with_retry(incident, signal)
+            if not applied:
+                # Dropped (another worker applied this outcome) or contended: stop here. The
+                # worker that holds the incident carries on, or the sweeper after the lease.
+                return saved
             incident = saved
         log.error("incident.too_many_rounds", rounds=MAX_ROUNDS)
         return incident

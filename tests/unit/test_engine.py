@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -172,7 +173,7 @@ def rig(
     return Rig(engine, store, action, notifier, clock, sweeper, metrics)
 
 
-def ev(event_id: str = "ev-1", resource_id: str = "i-1") -> NormalizedEvent:
+def ev(event_id: str = "ev-1", resource_id: str = "i-1", at: datetime = T0) -> NormalizedEvent:
     return NormalizedEvent(
         event_id=event_id,
         source="aws.ec2",
@@ -180,7 +181,7 @@ def ev(event_id: str = "ev-1", resource_id: str = "i-1") -> NormalizedEvent:
         resource_type="ec2",
         resource_id=resource_id,
         action="state:stopped",
-        time=T0,
+        time=at,
     )
 
 
@@ -228,13 +229,39 @@ async def test_second_event_joins_the_open_incident() -> None:
     assert len(r.action.executed) == 1
 
 
-async def test_recovered_resource_is_in_cooldown() -> None:
+async def test_a_recurrence_after_recovery_is_in_cooldown() -> None:
     r = rig()
     await r.engine.handle_event(ev("ev-1"))
     r.clock.advance(60)
-    echo = await r.engine.handle_event(ev("ev-2"))
-    assert echo is not None and echo.workflow_state is S.SUPPRESSED
-    assert "cooldown" in echo.timeline[-1].detail
+    again = await r.engine.handle_event(ev("ev-2", at=r.clock.now()))
+    assert again is not None and again.workflow_state is S.SUPPRESSED
+    assert "cooldown" in again.timeline[-1].detail
+    assert len(r.action.executed) == 1
+    assert len(await r.store.list_incidents()) == 2
+
+
+async def test_a_late_echo_of_the_same_change_joins_the_closed_incident() -> None:
+    r = rig()
+    first = await r.engine.handle_event(ev("ev-1"))
+    assert first is not None and first.workflow_state is S.COMPLETED
+    r.clock.advance(300)  # CloudTrail's copy of the call arrives minutes later
+    echo = await r.engine.handle_event(ev("ct-1", at=T0))
+    assert echo is not None and echo.incident_id == first.incident_id
+    assert echo.workflow_state is S.COMPLETED
+    assert echo.related_event_ids == ("ct-1",)
+    assert "related event joined" in echo.timeline[-1].detail
+    assert len(await r.store.list_incidents()) == 1
+    assert len(r.action.executed) == 1
+
+
+async def test_concurrent_events_about_one_resource_make_one_incident() -> None:
+    r = rig(ScriptedAction(checks=["PASSED"]))
+    results = await asyncio.gather(*(r.engine.handle_event(ev(f"ev-{n}")) for n in range(4)))
+    ids = {i.incident_id for i in results if i is not None}
+    assert len(ids) == 1
+    (only,) = await r.store.list_incidents()
+    assert only.workflow_state is S.COMPLETED
+    assert sorted(only.related_event_ids) == ["ev-1", "ev-2", "ev-3"]
     assert len(r.action.executed) == 1
 
 

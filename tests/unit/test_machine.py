@@ -404,6 +404,6 @@ def test_every_state_signal_pair(state: WorkflowState, signal: Signal) -> None:
         assert new.workflow_state is state, "a terminal incident never moves"
 
 
-def test_terminal_states_accept_only_notification_outcomes() -> None:
+def test_terminal_states_accept_only_notifications_and_related_events() -> None:
     terminal_pairs = {(s, k) for (s, k) in valid_pairs() if s.terminal}
-    assert {k for _, k in terminal_pairs} == {"notified"}
+    assert {k for _, k in terminal_pairs} == {"notified", "related_event"}
