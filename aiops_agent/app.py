@@ -142,7 +142,7 @@ async def run_daemon(
                 parts.health, metrics, settings.http_host, settings.http_port
             )
             stack.push_async_callback(http.close)
-            dlq = await SqsConsumer.discover_dead_letter_queue(clients, settings.queue_url)
+            facts = await SqsConsumer.queue_facts(clients, settings.queue_url)
             consumer = SqsConsumer(
                 clients=clients,
                 queue_url=settings.queue_url,
@@ -150,7 +150,8 @@ async def run_daemon(
                 metrics=metrics,
                 health=parts.health,
                 poison=(InvalidEvent,),
-                dead_letter_url=dlq,
+                dead_letter_url=facts.dead_letter_url,
+                visibility_timeout=facts.visibility_timeout,
                 max_concurrency=settings.max_concurrency,
                 wait_seconds=settings.receive_wait_seconds,
                 drain_seconds=settings.drain_seconds,
@@ -170,7 +171,7 @@ async def run_daemon(
                 http_port=http.port,
                 mode=settings.mode,
                 analyzer=settings.analyzer,
-                dead_letter_queue=dlq,
+                dead_letter_queue=facts.dead_letter_url,
             )
             if on_started is not None:
                 on_started(http.port)

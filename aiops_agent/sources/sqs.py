@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -25,6 +27,12 @@ from aiops_agent.obs.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class QueueFacts:
+    visibility_timeout: int
+    dead_letter_url: str | None
 
 
 class SqsConsumer:
@@ -41,6 +49,7 @@ class SqsConsumer:
         max_concurrency: int = 10,
         wait_seconds: int = 20,
         drain_seconds: float = 20.0,
+        visibility_timeout: int = 30,
         loop_name: str = "sqs",
     ) -> None:
         self._clients = clients
@@ -55,24 +64,27 @@ class SqsConsumer:
         self._capacity = asyncio.Condition()
         self._wait_seconds = wait_seconds
         self._drain_seconds = drain_seconds
+        self._visibility = visibility_timeout
         self._loop_name = loop_name
         self._tasks: set[asyncio.Task[None]] = set()
         health.register_loop(loop_name, max_age_s=max(60.0, wait_seconds * 3.0))
 
     @staticmethod
-    async def discover_dead_letter_queue(clients: AwsClients, queue_url: str) -> str | None:
-        """The dead-letter queue's URL from the queue's redrive policy, if it has one."""
-        import json
-
+    async def queue_facts(clients: AwsClients, queue_url: str) -> QueueFacts:
+        """The queue's visibility timeout and its dead-letter queue (from the redrive policy)."""
         sqs = await clients.client("sqs")
-        attrs = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
-        policy = attrs.get("Attributes", {}).get("RedrivePolicy")
+        attrs = await sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+        )
+        values = attrs.get("Attributes", {})
+        visibility = int(values.get("VisibilityTimeout", 30))
+        policy = values.get("RedrivePolicy")
         if not policy:
-            return None
+            return QueueFacts(visibility_timeout=visibility, dead_letter_url=None)
         arn = json.loads(policy)["deadLetterTargetArn"]
         name, account = arn.split(":")[5], arn.split(":")[4]
         got = await sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
-        return str(got["QueueUrl"])
+        return QueueFacts(visibility_timeout=visibility, dead_letter_url=str(got["QueueUrl"]))
 
     async def run(self, stop: asyncio.Event) -> None:
         sqs = await self._clients.client("sqs")
@@ -143,8 +155,22 @@ class SqsConsumer:
 
     async def _process_batch(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
         done: list[dict[str, Any]] = []
+        unfinished = {m["ReceiptHandle"]: m for m in messages}
+
+        async def process(message: dict[str, Any]) -> bool:
+            try:
+                return await self._process(sqs, message)
+            finally:
+                unfinished.pop(message["ReceiptHandle"], None)
+
         try:
-            results = await asyncio.gather(*(self._process(sqs, m) for m in messages))
+            extender = asyncio.ensure_future(self._keep_invisible(sqs, unfinished))
+            try:
+                results = await asyncio.gather(*(process(m) for m in messages))
+            finally:
+                extender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await extender
             done = [m for m, ok in zip(messages, results, strict=True) if ok]
         except asyncio.CancelledError:
             await self._release(sqs, messages)
@@ -155,6 +181,26 @@ class SqsConsumer:
                 self._capacity.notify_all()
         if done:
             await self._delete(sqs, done)
+
+    async def _keep_invisible(self, sqs: Any, unfinished: dict[str, dict[str, Any]]) -> None:
+        """While steps run long, extend the visibility of their messages (every third of it)."""
+        period = max(1.0, self._visibility / 3)
+        while True:
+            await asyncio.sleep(period)
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": self._visibility}
+                for i, handle in enumerate(list(unfinished)[:10])
+            ]
+            if not entries:
+                continue
+            try:
+                async with asyncio.timeout(10):
+                    await sqs.change_message_visibility_batch(
+                        QueueUrl=self._queue_url, Entries=entries
+                    )
+                log.info("sqs.visibility_extended", count=len(entries), seconds=self._visibility)
+            except Exception as exc:
+                log.warning("sqs.visibility_extend_failed", error=repr(exc))
 
     async def _process(self, sqs: Any, message: dict[str, Any]) -> bool:
         """True when the message's effect is stored and it may be deleted."""

@@ -1,0 +1,199 @@
+"""The SQS consumer against the moto server: delete after success, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from aiops_agent.aws.clients import AwsClients
+from aiops_agent.obs.health import Health
+from aiops_agent.obs.metrics import Metrics
+from aiops_agent.sources.sqs import SqsConsumer
+
+
+class Poison(Exception):
+    reason = "not_json"
+
+
+@dataclass
+class Queues:
+    url: str
+    dlq_url: str
+
+
+@pytest.fixture
+async def queues(aws: AwsClients, unique: str) -> Queues:
+    sqs = await aws.client("sqs")
+    dlq = (await sqs.create_queue(QueueName=f"dlq-{unique}"))["QueueUrl"]
+    arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"][
+        "QueueArn"
+    ]
+    url = (
+        await sqs.create_queue(
+            QueueName=f"q-{unique}",
+            Attributes={
+                "VisibilityTimeout": "3",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"}),
+            },
+        )
+    )["QueueUrl"]
+    return Queues(url, dlq)
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    aws: AwsClients, queues: Queues, handler: Callable[[str], Awaitable[None]], **kw: Any
+) -> AsyncIterator[Metrics]:
+    facts = await SqsConsumer.queue_facts(aws, queues.url)
+    assert facts.dead_letter_url == queues.dlq_url
+    assert facts.visibility_timeout == 3
+    metrics = Metrics()
+    consumer = SqsConsumer(
+        clients=aws,
+        queue_url=queues.url,
+        handler=handler,
+        metrics=metrics,
+        health=Health(),
+        poison=(Poison,),
+        dead_letter_url=facts.dead_letter_url,
+        wait_seconds=1,
+        visibility_timeout=facts.visibility_timeout,
+        **kw,
+    )
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(consumer.run(stop))
+    try:
+        yield metrics
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def counts(aws: AwsClients, url: str) -> tuple[int, int]:
+    sqs = await aws.client("sqs")
+    got = await sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )
+    a = got["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.2)
+
+
+async def test_handled_messages_are_deleted(aws: AwsClients, queues: Queues) -> None:
+    sqs = await aws.client("sqs")
+    seen: list[str] = []
+
+    async def handler(body: str) -> None:
+        seen.append(body)
+
+    for n in range(15):
+        await sqs.send_message(QueueUrl=queues.url, MessageBody=f"m{n}")
+    async with consuming(aws, queues, handler) as metrics:
+
+        async def all_gone() -> bool:
+            return len(seen) >= 15 and await counts(aws, queues.url) == (0, 0)
+
+        await eventually(all_gone)
+    assert sorted(seen) == sorted(f"m{n}" for n in range(15))
+    assert (
+        metrics.registry.get_sample_value("aiops_sqs_messages_total", {"outcome": "deleted"}) == 15
+    )
+
+
+async def test_a_failing_handler_leaves_the_message_for_redelivery(
+    aws: AwsClients, queues: Queues
+) -> None:
+    sqs = await aws.client("sqs")
+    attempts: list[str] = []
+
+    async def handler(body: str) -> None:
+        attempts.append(body)
+        if len(attempts) < 2:
+            raise RuntimeError("store unavailable")
+
+    await sqs.send_message(QueueUrl=queues.url, MessageBody="retry-me")
+    async with consuming(aws, queues, handler):
+
+        async def handled_twice() -> bool:
+            return len(attempts) >= 2 and await counts(aws, queues.url) == (0, 0)
+
+        await eventually(handled_twice, within=30)
+    assert attempts == ["retry-me", "retry-me"]
+
+
+async def test_poison_goes_to_the_dead_letter_queue_with_its_reason(
+    aws: AwsClients, queues: Queues
+) -> None:
+    sqs = await aws.client("sqs")
+
+    async def handler(body: str) -> None:
+        raise Poison("not JSON")
+
+    await sqs.send_message(QueueUrl=queues.url, MessageBody="{{{")
+    async with consuming(aws, queues, handler) as metrics:
+
+        async def in_dlq() -> bool:
+            return await counts(aws, queues.dlq_url) == (1, 0)
+
+        await eventually(in_dlq)
+    got = await sqs.receive_message(QueueUrl=queues.dlq_url, MessageAttributeNames=["All"])
+    (message,) = got["Messages"]
+    assert message["Body"] == "{{{"
+    assert message["MessageAttributes"]["aiops-reject-reason"]["StringValue"] == "not_json"
+    assert await counts(aws, queues.url) == (0, 0)
+    assert (
+        metrics.registry.get_sample_value(
+            "aiops_messages_dead_lettered_total", {"reason": "not_json"}
+        )
+        == 1
+    )
+
+
+async def test_a_long_step_keeps_its_message_invisible(aws: AwsClients, queues: Queues) -> None:
+    """A 6 s step on a 3 s visibility timeout: extended, never redelivered, then deleted."""
+    sqs = await aws.client("sqs")
+    calls: list[str] = []
+
+    async def slow(body: str) -> None:
+        calls.append(body)
+        await asyncio.sleep(6)
+
+    await sqs.send_message(QueueUrl=queues.url, MessageBody="slow")
+    async with consuming(aws, queues, slow):
+
+        async def done() -> bool:
+            return len(calls) == 1 and await counts(aws, queues.url) == (0, 0)
+
+        await asyncio.sleep(1)
+        await eventually(done, within=20)
+    assert calls == ["slow"], "redelivered while its step was still running"
+
+
+async def test_stop_releases_unfinished_messages_at_once(aws: AwsClients, queues: Queues) -> None:
+    sqs = await aws.client("sqs")
+    started = asyncio.Event()
+
+    async def never_finishes(body: str) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    await sqs.send_message(QueueUrl=queues.url, MessageBody="stuck")
+    async with consuming(aws, queues, never_finishes, drain_seconds=0.5):
+        await asyncio.wait_for(started.wait(), timeout=20)
+    # Released with visibility 0: receivable at once, not after the visibility timeout.
+    got = await sqs.receive_message(QueueUrl=queues.url, WaitTimeSeconds=1)
+    assert [m["Body"] for m in got.get("Messages", [])] == ["stuck"]
