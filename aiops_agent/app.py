@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +20,7 @@ from aiops_agent import __version__
 from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
 from aiops_agent.analysis.rules import RulesAnalyzer
 from aiops_agent.aws.clients import AwsClients
+from aiops_agent.aws.identity import own_principals
 from aiops_agent.domain.ports import IncidentStore, Notifier
 from aiops_agent.engine.clock import SystemClock
 from aiops_agent.engine.engine import Engine
@@ -74,11 +75,14 @@ def build_components(
     *,
     store: IncidentStore | None = None,
     notifier: Notifier | None = None,
+    own_principals: Sequence[str] = (),
 ) -> Components:
     clock = SystemClock()
     store = store or build_store(settings, clients)
     notifier = notifier or SnsNotifier(clients, settings.sns_topic_arn)
-    analyzer = RulesAnalyzer(trusted_principals=settings.trusted_principals)
+    analyzer = RulesAnalyzer(
+        trusted_principals=settings.trusted_principals, own_principals=own_principals
+    )
     catalog = BoundCatalog(
         CATALOG, ActionDeps(clients=clients, codebuild_project=settings.codebuild_project)
     )
@@ -137,7 +141,9 @@ async def run_daemon(
     try:
         async with contextlib.AsyncExitStack() as stack:
             clients = await stack.enter_async_context(build_clients(settings, metrics))
-            parts = build_components(settings, clients, metrics)
+            parts = build_components(
+                settings, clients, metrics, own_principals=await own_principals(clients)
+            )
             http = await start_http_server(
                 parts.health, metrics, settings.http_host, settings.http_port
             )
