@@ -21,9 +21,10 @@ from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
 from aiops_agent.analysis.rules import RulesAnalyzer
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.aws.identity import own_principals
-from aiops_agent.domain.ports import IncidentStore, Notifier
+from aiops_agent.domain.ports import Coordination, IncidentStore, Notifier
 from aiops_agent.engine.clock import SystemClock
 from aiops_agent.engine.engine import Engine
+from aiops_agent.engine.planner import Planner
 from aiops_agent.engine.runner import CommandRunner, RunnerConfig
 from aiops_agent.intake.envelope import InvalidEvent, parse_event
 from aiops_agent.notify.sns import SnsNotifier
@@ -33,6 +34,7 @@ from aiops_agent.obs.metrics import Metrics
 from aiops_agent.settings import Settings
 from aiops_agent.sources.sqs import SqsConsumer
 from aiops_agent.sources.sweeper import Sweeper
+from aiops_agent.store.coordination import DynamoCoordination
 from aiops_agent.store.dynamodb import DynamoIncidentStore
 
 log = structlog.get_logger(__name__)
@@ -75,6 +77,7 @@ def build_components(
     *,
     store: IncidentStore | None = None,
     notifier: Notifier | None = None,
+    coordination: Coordination | None = None,
     own_principals: Sequence[str] = (),
 ) -> Components:
     clock = SystemClock()
@@ -86,13 +89,22 @@ def build_components(
     catalog = BoundCatalog(
         CATALOG, ActionDeps(clients=clients, codebuild_project=settings.codebuild_project)
     )
-    runner = CommandRunner(
+    coordination = coordination or DynamoCoordination(clients, settings.patterns_table)
+    planner = Planner(
         store=store,
-        analyzer=analyzer,
+        coordination=coordination,
         catalog=catalog,
         notifier=notifier,
         clock=clock,
-        config=RunnerConfig(cooldown=timedelta(minutes=settings.cooldown_minutes)),
+        metrics=metrics,
+        config=settings.planner_config(),
+    )
+    runner = CommandRunner(
+        analyzer=analyzer,
+        catalog=catalog,
+        planner=planner,
+        notifier=notifier,
+        config=RunnerConfig(),
     )
     engine = Engine(
         store=store,
@@ -100,6 +112,7 @@ def build_components(
         clock=clock,
         policy=settings.policy(),
         metrics=metrics,
+        coordination=coordination,
         step_lease=timedelta(seconds=settings.step_lease_seconds),
     )
     return Components(

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aiops_agent.domain.machine import Policy
+from aiops_agent.engine.planner import PlannerConfig
 
 
 class SettingsError(Exception):
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     verify_interval_seconds: float = Field(default=10, gt=0)
     drain_seconds: float = Field(default=20, gt=0, le=28)
     aws_max_attempts: int = Field(default=5, ge=1, le=20)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    attempt_window_minutes: float = Field(default=60, gt=0)
+    breaker_threshold: int = Field(default=10, ge=1)
+    breaker_window_minutes: float = Field(default=5, gt=0)
+    review_timeout_minutes: float = Field(default=1440, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -77,7 +83,18 @@ class Settings(BaseSettings):
             confidence_threshold=self.confidence_threshold,
             verify_timeout=timedelta(seconds=self.verify_timeout_seconds),
             verify_interval=timedelta(seconds=self.verify_interval_seconds),
+            review_timeout=timedelta(minutes=self.review_timeout_minutes),
             shadow=self.mode == "shadow",
+        )
+
+    def planner_config(self) -> PlannerConfig:
+        return PlannerConfig(
+            max_attempts=self.max_attempts,
+            attempt_window=timedelta(minutes=self.attempt_window_minutes),
+            backoff_base=timedelta(minutes=self.cooldown_minutes),
+            lease_ttl=timedelta(seconds=self.verify_timeout_seconds + 300),
+            breaker_threshold=self.breaker_threshold,
+            breaker_window=timedelta(minutes=self.breaker_window_minutes),
         )
 
 

@@ -18,11 +18,13 @@ from aiops_agent.domain.messages import (
     Analyzed,
     Approved,
     Command,
+    Escalated,
     EventReceived,
     ExecuteStep,
     Notified,
     Notify,
     Plan,
+    PlanDeferred,
     PlanReady,
     Rejected,
     RelatedEvent,
@@ -54,6 +56,7 @@ class Policy:
     confidence_threshold: float = 0.8
     verify_timeout: timedelta = timedelta(minutes=5)
     verify_interval: timedelta = timedelta(seconds=10)
+    review_timeout: timedelta = timedelta(hours=24)
     shadow: bool = False
 
 
@@ -96,6 +99,20 @@ def _close(
     if not notify:
         return closed, []
     return closed, [_notify(closed, state, detail, detail)]
+
+
+def _await_review(
+    incident: Incident, now: datetime, policy: Policy, detail: str, subject: str, message: str
+) -> Result:
+    """Wait for a person; the wait expires after the policy's review timeout."""
+    waiting = _note(
+        incident,
+        now,
+        detail,
+        workflow_state=S.AWAITING_APPROVAL,
+        next_check_at=now + policy.review_timeout,
+    )
+    return waiting, [_notify(waiting, S.AWAITING_APPROVAL, subject, message)]
 
 
 def _start_step(incident: Incident, now: datetime, index: int, detail: str) -> Result:
@@ -167,35 +184,26 @@ def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) ->
     if a.classification is Classification.ANOMALY:
         return _close(inc, now, S.NOTIFIED, summary)
     if a.confidence < policy.confidence_threshold:
-        waiting = _note(
+        return _await_review(
             inc,
             now,
+            policy,
             f"{summary}; confidence below {policy.confidence_threshold:.2f}: manual review",
-            workflow_state=S.AWAITING_APPROVAL,
+            "manual review needed",
+            f"{summary}. Proposed plan: {_plan_text(inc)}. "
+            f"Approve or reject: aiops-agent incidents approve {inc.incident_id}",
         )
-        return waiting, [
-            _notify(
-                waiting,
-                S.AWAITING_APPROVAL,
-                "manual review needed",
-                f"{summary}. Proposed plan: {_plan_text(waiting)}. "
-                f"Approve or reject: aiops-agent incidents approve {inc.incident_id}",
-            )
-        ]
     if not a.plan:
         return _close(inc, now, S.NOTIFIED, f"{summary}; no automated recovery: notify only")
     planning = _note(inc, now, summary, workflow_state=S.PLANNING)
     return planning, [Plan(id="plan", steps=a.plan)]
 
 
-def _on_analysis_failed(inc: Incident, sig: AnalysisFailed, now: datetime, _: Policy) -> Result:
-    waiting = _note(
-        inc,
-        now,
-        f"analysis failed ({sig.error}): manual review",
-        workflow_state=S.AWAITING_APPROVAL,
-    )
-    return waiting, [_notify(waiting, S.AWAITING_APPROVAL, "analysis failed", sig.error)]
+def _on_analysis_failed(
+    inc: Incident, sig: AnalysisFailed, now: datetime, policy: Policy
+) -> Result:
+    detail = f"analysis failed ({sig.error}): manual review"
+    return _await_review(inc, now, policy, detail, "analysis failed", sig.error)
 
 
 def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy) -> Result:
@@ -222,18 +230,42 @@ def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy)
         s.params.get("requires_approval") for s in sig.steps
     )
     if needs_approval and not approved:
-        waiting = _note(
-            inc, now, f"plan {plan_text} needs approval", workflow_state=S.AWAITING_APPROVAL
+        return _await_review(
+            inc,
+            now,
+            policy,
+            f"plan {plan_text} needs approval",
+            "approval needed",
+            f"Plan: {plan_text}. aiops-agent incidents approve {inc.incident_id}",
         )
-        return waiting, [
-            _notify(
-                waiting,
-                S.AWAITING_APPROVAL,
-                "approval needed",
-                f"Plan: {plan_text}. aiops-agent incidents approve {inc.incident_id}",
-            )
-        ]
     return _start_step(inc, now, 0, f"plan: {plan_text}; executing step 1/{len(sig.steps)}")
+
+
+def _on_plan_deferred(inc: Incident, sig: PlanDeferred, now: datetime, _: Policy) -> Result:
+    detail = f"backing off until {sig.until.isoformat(timespec='seconds')}: {sig.reason}"
+    return _note(inc, now, detail, next_check_at=sig.until), []
+
+
+def _on_escalated(inc: Incident, sig: Escalated, now: datetime, policy: Policy) -> Result:
+    return _await_review(
+        inc,
+        now,
+        policy,
+        f"escalated: {sig.reason}",
+        "escalated to manual review",
+        f"{sig.reason}. Plan: {_plan_text(inc)}. "
+        f"Approve or reject: aiops-agent incidents approve {inc.incident_id}",
+    )
+
+
+def _on_plan_tick(inc: Incident, _sig: Tick, now: datetime, _: Policy) -> Result:
+    planning = inc.model_copy(update={"next_check_at": None, "updated_at": now})
+    return planning, [Plan(id="plan", steps=inc.plan)]
+
+
+def _on_review_expired(inc: Incident, _sig: Tick, now: datetime, policy: Policy) -> Result:
+    hours = policy.review_timeout.total_seconds() / 3600
+    return _close(inc, now, S.REJECTED, f"review expired: no answer within {hours:g} h")
 
 
 def _on_suppressed(inc: Incident, sig: Suppressed, now: datetime, _: Policy) -> Result:
@@ -244,7 +276,12 @@ def _on_approved(inc: Incident, sig: Approved, now: datetime, _: Policy) -> Resu
     if not inc.plan:
         return _close(inc, now, S.NOTIFIED, f"approved by {sig.by}; nothing to run")
     planning = _note(
-        inc, now, f"approved by {sig.by}", workflow_state=S.PLANNING, approved_by=sig.by
+        inc,
+        now,
+        f"approved by {sig.by}",
+        workflow_state=S.PLANNING,
+        approved_by=sig.by,
+        next_check_at=None,
     )
     return planning, [Plan(id="plan", steps=inc.plan)]
 
@@ -338,14 +375,16 @@ def _on_notified(inc: Incident, sig: Notified, now: datetime, _: Policy) -> Resu
     return _note(inc, now, detail), []
 
 
-_OPEN = [s for s in WorkflowState if not s.terminal]
-
 _TABLE: dict[tuple[WorkflowState, str], _Handler] = {
     (S.RECEIVED, "event_received"): _on_event_received,
     (S.ANALYZING, "analyzed"): _on_analyzed,
     (S.ANALYZING, "analysis_failed"): _on_analysis_failed,
     (S.PLANNING, "plan_ready"): _on_plan_ready,
     (S.PLANNING, "suppressed"): _on_suppressed,
+    (S.PLANNING, "plan_deferred"): _on_plan_deferred,
+    (S.PLANNING, "escalated"): _on_escalated,
+    (S.PLANNING, "tick"): _on_plan_tick,
+    (S.AWAITING_APPROVAL, "tick"): _on_review_expired,
     (S.AWAITING_APPROVAL, "approved"): _on_approved,
     (S.AWAITING_APPROVAL, "rejected"): _on_rejected,
     (S.EXECUTING, "step_succeeded"): _on_step_succeeded,

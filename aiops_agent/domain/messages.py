@@ -9,6 +9,7 @@ again: every command is idempotent by construction.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -57,6 +58,23 @@ class Suppressed(_Msg):
     """The planner refused to act: cooldown, an active recovery elsewhere, a breaker."""
 
     kind: Literal["suppressed"] = "suppressed"
+    command_id: str
+    reason: str
+
+
+class PlanDeferred(_Msg):
+    """Back off: an earlier attempt on this resource did not hold; plan again at `until`."""
+
+    kind: Literal["plan_deferred"] = "plan_deferred"
+    command_id: str
+    until: datetime
+    reason: str
+
+
+class Escalated(_Msg):
+    """Autonomous recovery stops here (attempts used up, the fix did not hold): a person decides."""
+
+    kind: Literal["escalated"] = "escalated"
     command_id: str
     reason: str
 
@@ -114,6 +132,8 @@ Signal = Annotated[
     | Analyzed
     | AnalysisFailed
     | PlanReady
+    | PlanDeferred
+    | Escalated
     | Suppressed
     | Approved
     | Rejected

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from aiops_agent.domain.models import Analysis, Incident, NormalizedEvent, WorkflowState
+from aiops_agent.domain.models import (
+    Analysis,
+    Incident,
+    NormalizedEvent,
+    PlanStep,
+    WorkflowState,
+)
 
 
 class ConflictError(Exception):
@@ -47,6 +53,18 @@ class IncidentStore(Protocol):
 
     async def due(self, now: datetime, limit: int = 50) -> list[Incident]:
         """Incidents that need attention: a stored wait has come due, or a step's lease expired."""
+
+
+class Coordination(Protocol):
+    """Leases and windowed counters shared by every replica."""
+
+    async def acquire(self, key: str, holder: str, now: datetime, ttl: timedelta) -> str | None:
+        """Take or renew the lease on `key`; None when `holder` holds it, else the holder."""
+
+    async def release(self, key: str, holder: str) -> None: ...
+
+    async def count(self, counter: str, member: str, now: datetime, window: timedelta) -> int:
+        """Count `member` once in `counter`; the number of members counted within `window`."""
 
 
 class Analyzer(Protocol):
@@ -93,6 +111,16 @@ class Action(Protocol):
     ) -> CheckOutcome: ...
 
     async def dry_run(self, params: Mapping[str, Any]) -> str: ...
+
+
+class ActionCatalog(Protocol):
+    """What the engine needs of the action registry."""
+
+    def get(self, name: str) -> Action:
+        """The action called `name`; KeyError if the catalog has none."""
+
+    def validate(self, step: PlanStep) -> PlanStep:
+        """The step with its parameters checked; ValueError/KeyError if it is not runnable."""
 
 
 class Clock(Protocol):

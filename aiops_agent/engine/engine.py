@@ -31,8 +31,9 @@ from aiops_agent.domain.models import (
     WorkflowState,
     incident_id_for,
 )
-from aiops_agent.domain.ports import Clock, ConflictError, IncidentStore
+from aiops_agent.domain.ports import Clock, ConflictError, Coordination, IncidentStore
 from aiops_agent.engine.locks import KeyedLocks
+from aiops_agent.engine.planner import lease_key
 from aiops_agent.engine.runner import CommandRunner
 from aiops_agent.obs.metrics import Metrics
 
@@ -57,6 +58,7 @@ class Engine:
         clock: Clock,
         policy: Policy,
         metrics: Metrics,
+        coordination: Coordination,
         step_lease: timedelta = timedelta(seconds=60),
         correlation_window: timedelta = timedelta(minutes=15),
     ) -> None:
@@ -66,6 +68,7 @@ class Engine:
         self._policy = policy
         self._metrics = metrics
         self._lease = step_lease
+        self._coord = coordination
         self._correlation_window = correlation_window
         self._locks = KeyedLocks()
 
@@ -231,6 +234,8 @@ class Engine:
                 incident = fresh
                 continue
             self._observe(incident, saved)
+            if saved.terminal and not incident.terminal:
+                await self._coord.release(lease_key(saved), saved.incident_id)
             if isinstance(signal, RelatedEvent):
                 log.info("event.joined", joined_incident=saved.incident_id)
                 self._metrics.suppressions.labels("dedup").inc()

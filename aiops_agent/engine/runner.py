@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -23,43 +22,21 @@ from aiops_agent.domain.messages import (
     Notified,
     Notify,
     Plan,
-    PlanReady,
     Signal,
     StepFailed,
     StepSucceeded,
-    Suppressed,
     Verify,
     VerifyResult,
 )
-from aiops_agent.domain.models import Incident, PlanStep, WorkflowState
-from aiops_agent.domain.ports import (
-    Action,
-    Analyzer,
-    CheckOutcome,
-    Clock,
-    IncidentStore,
-    Notifier,
-)
+from aiops_agent.domain.models import Incident
+from aiops_agent.domain.ports import ActionCatalog, Analyzer, CheckOutcome, Notifier
+from aiops_agent.engine.planner import Planner
 
 log = structlog.get_logger(__name__)
-
-ACTIVE_RECOVERY_STATES = frozenset({WorkflowState.EXECUTING, WorkflowState.VERIFYING})
-RECOVERED_STATES = frozenset({WorkflowState.COMPLETED, WorkflowState.PARTIAL})
-
-
-class ActionCatalog(Protocol):
-    """What the runner needs of the action registry."""
-
-    def get(self, name: str) -> Action:
-        """The action called `name`; KeyError if the catalog has none."""
-
-    def validate(self, step: PlanStep) -> PlanStep:
-        """The step with its parameters checked; ValueError/KeyError if it is not runnable."""
 
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    cooldown: timedelta = timedelta(minutes=5)
     command_timeout: float = 45.0
 
 
@@ -67,18 +44,16 @@ class CommandRunner:
     def __init__(
         self,
         *,
-        store: IncidentStore,
         analyzer: Analyzer,
         catalog: ActionCatalog,
+        planner: Planner,
         notifier: Notifier,
-        clock: Clock,
         config: RunnerConfig | None = None,
     ) -> None:
-        self._store = store
         self._analyzer = analyzer
         self._catalog = catalog
         self._notifier = notifier
-        self._clock = clock
+        self._planner = planner
         self._config = config or RunnerConfig()
 
     async def run(self, incident: Incident, command: Command) -> Signal:
@@ -87,7 +62,7 @@ class CommandRunner:
                 case Analyze():
                     return await self._analyze(incident, command)
                 case Plan():
-                    return await self._plan(incident, command)
+                    return await self._planner.plan(incident, command)
                 case ExecuteStep():
                     return await self._execute(command)
                 case Verify():
@@ -103,37 +78,6 @@ class CommandRunner:
             log.warning("analysis.failed", error=repr(exc))
             return AnalysisFailed(command_id=command.id, error=f"{type(exc).__name__}: {exc}")
         return Analyzed(command_id=command.id, analysis=analysis)
-
-    async def _plan(self, incident: Incident, command: Plan) -> Signal:
-        now = self._clock.now()
-        if self._config.cooldown > timedelta(0):
-            since = now - self._config.cooldown
-            for other in await self._store.recent_for_resource(incident.resource_key, since):
-                if other.incident_id == incident.incident_id:
-                    continue
-                if other.workflow_state in RECOVERED_STATES:
-                    age = int((now - other.updated_at).total_seconds())
-                    return Suppressed(
-                        command_id=command.id,
-                        reason=f"cooldown: {other.incident_id} recovered this resource {age}s ago",
-                    )
-        active = await self._store.open_for_resource(incident.resource_key)
-        if (
-            active is not None
-            and active.incident_id != incident.incident_id
-            and active.workflow_state in ACTIVE_RECOVERY_STATES
-        ):
-            return Suppressed(
-                command_id=command.id,
-                reason=f"recovery already in progress: {active.incident_id}",
-            )
-        steps: list[PlanStep] = []
-        for step in command.steps:
-            try:
-                steps.append(self._catalog.validate(step))
-            except (KeyError, ValueError) as exc:
-                log.warning("plan.step_rejected", action=step.action, error=str(exc))
-        return PlanReady(command_id=command.id, steps=tuple(steps))
 
     async def _execute(self, command: ExecuteStep) -> Signal:
         action = self._catalog.get(command.action)

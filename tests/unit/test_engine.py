@@ -21,10 +21,12 @@ from aiops_agent.domain.models import (
 )
 from aiops_agent.domain.ports import Action, CheckOutcome, CheckStatus, StepOutcome
 from aiops_agent.engine.engine import Engine
+from aiops_agent.engine.planner import Planner, PlannerConfig
 from aiops_agent.engine.runner import CommandRunner, RunnerConfig
 from aiops_agent.obs.health import Health
 from aiops_agent.obs.metrics import Metrics
 from aiops_agent.sources.sweeper import Sweeper
+from aiops_agent.store.coordination import MemoryCoordination
 from aiops_agent.store.memory import MemoryIncidentStore
 
 S = WorkflowState
@@ -145,20 +147,30 @@ class Rig:
 def rig(
     action: ScriptedAction | None = None,
     analyzer: Any = None,
-    cooldown: timedelta = timedelta(minutes=5),
+    planner_config: PlannerConfig | None = None,
 ) -> Rig:
     clock = FakeClock()
     store = CountingStore(step_lease=timedelta(seconds=60))
     action = action or ScriptedAction()
     notifier = RecordingNotifier()
     metrics = Metrics()
-    runner = CommandRunner(
+    coordination = MemoryCoordination()
+    catalog = Catalog(action)
+    planner = Planner(
         store=store,
-        analyzer=analyzer or FixedAnalyzer(),
-        catalog=Catalog(action),
+        coordination=coordination,
+        catalog=catalog,
         notifier=notifier,
         clock=clock,
-        config=RunnerConfig(cooldown=cooldown),
+        metrics=metrics,
+        config=planner_config or PlannerConfig(backoff_base=timedelta(minutes=5)),
+    )
+    runner = CommandRunner(
+        analyzer=analyzer or FixedAnalyzer(),
+        catalog=catalog,
+        planner=planner,
+        notifier=notifier,
+        config=RunnerConfig(),
     )
     policy = Policy(verify_interval=timedelta(seconds=10), verify_timeout=timedelta(minutes=2))
     engine = Engine(
@@ -167,6 +179,7 @@ def rig(
         clock=clock,
         policy=policy,
         metrics=metrics,
+        coordination=coordination,
         step_lease=timedelta(seconds=60),
     )
     sweeper = Sweeper(store=store, engine=engine, clock=clock, health=Health(), period=1)
@@ -229,15 +242,65 @@ async def test_second_event_joins_the_open_incident() -> None:
     assert len(r.action.executed) == 1
 
 
-async def test_a_recurrence_after_recovery_is_in_cooldown() -> None:
-    r = rig()
-    await r.engine.handle_event(ev("ev-1"))
-    r.clock.advance(60)
+async def test_recurrences_back_off_then_go_to_manual_review_after_three_attempts() -> None:
+    r = rig(planner_config=PlannerConfig(backoff_base=timedelta(minutes=1), max_attempts=3))
+    first = await r.engine.handle_event(ev("ev-1"))
+    assert first is not None and first.workflow_state is S.COMPLETED
+    waits = []
+    for n in (2, 3):
+        r.clock.advance(5)  # the failure is back: a recurrence, after the recovery
+        again = await r.engine.handle_event(ev(f"ev-{n}", at=r.clock.now()))
+        assert again is not None and again.workflow_state is S.PLANNING
+        assert again.next_check_at is not None
+        assert f"attempt {n} of 3" in again.timeline[-1].detail
+        waits.append((again.next_check_at - r.clock.now()).total_seconds())
+        assert await r.sweeper.sweep_once() == 0  # still backing off
+        r.clock.t = again.next_check_at
+        assert await r.sweeper.sweep_once() == 1
+        done = await r.store.get(again.incident_id)
+        assert done is not None and done.workflow_state is S.COMPLETED
+    assert waits[1] > waits[0] * 1.5, "the backoff grows exponentially"
+    r.clock.advance(5)
+    last = await r.engine.handle_event(ev("ev-4", at=r.clock.now()))
+    assert last is not None and last.workflow_state is S.AWAITING_APPROVAL
+    assert any("3 recovery attempts" in e.detail for e in last.timeline)
+    assert len(r.action.executed) == 3, "exactly three attempts, never more"
+
+
+async def test_an_action_that_failed_verification_is_not_retried_blindly() -> None:
+    r = rig(ScriptedAction(checks=["FAILED"]))
+    first = await r.engine.handle_event(ev("ev-1"))
+    assert first is not None and first.workflow_state is S.FAILED
+    r.clock.advance(600)
     again = await r.engine.handle_event(ev("ev-2", at=r.clock.now()))
-    assert again is not None and again.workflow_state is S.SUPPRESSED
-    assert "cooldown" in again.timeline[-1].detail
+    assert again is not None and again.workflow_state is S.AWAITING_APPROVAL
+    assert any("failed verification" in e.detail for e in again.timeline)
     assert len(r.action.executed) == 1
-    assert len(await r.store.list_incidents()) == 2
+
+
+async def test_circuit_breaker_stops_a_mass_of_recoveries_and_alerts_once() -> None:
+    r = rig(planner_config=PlannerConfig(breaker_threshold=3, breaker_window=timedelta(minutes=5)))
+    results = [await r.engine.handle_event(ev(f"ev-{n}", f"i-{n}")) for n in range(6)]
+    states = [i.workflow_state for i in results if i is not None]
+    assert states == [S.COMPLETED] * 3 + [S.SUPPRESSED] * 3
+    assert "circuit breaker open" in results[-1].timeline[-1].detail  # type: ignore[union-attr]
+    alerts = [subject for subject, _ in r.notifier.sent if "circuit breaker" in subject]
+    assert len(alerts) == 1
+    assert len(r.action.executed) == 3
+    assert r.metrics.registry.get_sample_value("aiops_breaker_open", {"breaker": "recovery"}) == 1
+
+
+async def test_a_resource_under_recovery_elsewhere_is_not_recovered_twice() -> None:
+    r = rig()
+    coordination = r.engine._coord
+    held = await coordination.acquire(
+        "recovery:ec2:us-east-1:i-1", "inc-other", T0, timedelta(minutes=15)
+    )
+    assert held is None
+    incident = await r.engine.handle_event(ev())
+    assert incident is not None and incident.workflow_state is S.SUPPRESSED
+    assert "recovery already in progress: inc-other" in incident.timeline[-1].detail
+    assert r.action.executed == []
 
 
 async def test_a_late_echo_of_the_same_change_joins_the_closed_incident() -> None:

@@ -12,8 +12,10 @@ from aiops_agent.domain.messages import (
     AnalysisFailed,
     Analyzed,
     Approved,
+    Escalated,
     EventReceived,
     Notified,
+    PlanDeferred,
     PlanReady,
     Rejected,
     RelatedEvent,
@@ -254,6 +256,39 @@ def test_suppressed_by_planner() -> None:
     assert inc.pending == ()
 
 
+def test_backoff_is_a_stored_wait_then_planning_again() -> None:
+    until = T0 + timedelta(minutes=5)
+    inc, cmds = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis()),
+        PlanDeferred(command_id="plan", until=until, reason="attempt 2 of 3"),
+    )
+    assert inc.workflow_state is S.PLANNING and cmds == [] and inc.pending == ()
+    assert inc.next_check_at == until
+    assert "attempt 2 of 3" in inc.timeline[-1].detail
+    inc, cmds = decide(inc, Tick(), until)
+    assert [c.kind for c in cmds] == ["plan"] and inc.next_check_at is None
+
+
+def test_escalation_waits_for_a_person_and_expires() -> None:
+    policy = Policy(review_timeout=timedelta(hours=2))
+    inc, cmds = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis()),
+        Escalated(command_id="plan", reason="3 recovery attempts did not hold"),
+        policy=policy,
+    )
+    assert inc.workflow_state is S.AWAITING_APPROVAL
+    assert "3 recovery attempts" in inc.timeline[-1].detail
+    assert [c.kind for c in cmds] == ["notify"]
+    assert inc.next_check_at is not None
+    inc, cmds = decide(inc, Tick(), inc.next_check_at, policy)
+    assert inc.workflow_state is S.REJECTED
+    assert "review expired" in inc.timeline[-1].detail
+
+
 def test_shadow_mode_records_but_executes_nothing() -> None:
     inc, cmds = run(
         fresh(),
@@ -350,6 +385,8 @@ SAMPLE_SIGNALS: list[Signal] = [
     AnalysisFailed(command_id="analyze", error="x"),
     PlanReady(command_id="plan", steps=(START,)),
     Suppressed(command_id="plan", reason="cooldown"),
+    PlanDeferred(command_id="plan", until=T0 + timedelta(minutes=5), reason="attempt 2"),
+    Escalated(command_id="plan", reason="3 attempts did not hold"),
     Approved(by="a"),
     Rejected(by="a"),
     StepSucceeded(command_id="step-0", step=0),
@@ -363,6 +400,8 @@ PENDING_FOR = {
     "analysis_failed": {"id": "analyze", "kind": "analyze"},
     "plan_ready": {"id": "plan", "kind": "plan", "steps": []},
     "suppressed": {"id": "plan", "kind": "plan", "steps": []},
+    "plan_deferred": {"id": "plan", "kind": "plan", "steps": []},
+    "escalated": {"id": "plan", "kind": "plan", "steps": []},
     "step_succeeded": {"id": "step-0"},
     "step_failed": {"id": "step-0"},
     "verify_result": {"id": "verify-1"},

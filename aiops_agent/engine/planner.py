@@ -1,0 +1,190 @@
+"""The planner: decides whether, when and with what a recovery may run.
+
+In order: the catalog (only registered actions, with valid parameters), the global circuit
+breaker (a mass of destructive incidents is an attack or a bad deploy, not N failures), the
+resource's history (attempts that did not hold back off exponentially; after the last one a person
+decides; an action that failed verification here is not tried again blindly), and the resource's
+lease (one active recovery per resource, held by a conditional write, not a racy query).
+A person's approval skips the breaker and the history: they decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from aiops_agent.domain.messages import (
+    Escalated,
+    Plan,
+    PlanDeferred,
+    PlanReady,
+    Signal,
+    Suppressed,
+)
+from aiops_agent.domain.models import Incident, PlanStep, WorkflowState
+from aiops_agent.domain.ports import (
+    ActionCatalog,
+    Clock,
+    Coordination,
+    IncidentStore,
+    Notifier,
+)
+from aiops_agent.obs.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+ATTEMPT_STATES = frozenset({WorkflowState.COMPLETED, WorkflowState.PARTIAL, WorkflowState.FAILED})
+"""Outcomes of an earlier recovery that count as an attempt when the failure is back."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    max_attempts: int = 3
+    attempt_window: timedelta = timedelta(minutes=60)
+    backoff_base: timedelta = timedelta(minutes=5)
+    lease_ttl: timedelta = timedelta(minutes=15)
+    breaker_threshold: int = 10
+    breaker_window: timedelta = timedelta(minutes=5)
+
+
+def lease_key(incident: Incident) -> str:
+    return f"recovery:{incident.resource_key}"
+
+
+class Planner:
+    def __init__(
+        self,
+        *,
+        store: IncidentStore,
+        coordination: Coordination,
+        catalog: ActionCatalog,
+        notifier: Notifier,
+        clock: Clock,
+        metrics: Metrics,
+        config: PlannerConfig | None = None,
+    ) -> None:
+        self._store = store
+        self._coord = coordination
+        self._catalog = catalog
+        self._notifier = notifier
+        self._clock = clock
+        self._metrics = metrics
+        self._config = config or PlannerConfig()
+
+    async def plan(self, incident: Incident, command: Plan) -> Signal:
+        steps = self._runnable(command.steps)
+        if not steps:
+            return PlanReady(command_id=command.id, steps=())
+        if incident.approved_by is None:
+            refused = await self._breaker(incident, command)
+            if refused is not None:
+                return refused
+            decided = await self._history(incident, command, steps)
+            if not isinstance(decided, list):
+                return decided
+            steps = decided
+        now = self._clock.now()
+        holder = await self._coord.acquire(
+            lease_key(incident), incident.incident_id, now, self._config.lease_ttl
+        )
+        if holder is not None:
+            self._metrics.suppressions.labels("lease").inc()
+            return Suppressed(
+                command_id=command.id, reason=f"recovery already in progress: {holder}"
+            )
+        return PlanReady(command_id=command.id, steps=tuple(steps))
+
+    def _runnable(self, steps: tuple[PlanStep, ...]) -> list[PlanStep]:
+        kept = []
+        for step in steps:
+            try:
+                kept.append(self._catalog.validate(step))
+            except (KeyError, ValueError) as exc:
+                log.warning("plan.step_rejected", action=step.action, error=str(exc))
+        return kept
+
+    async def _breaker(self, incident: Incident, command: Plan) -> Suppressed | None:
+        cfg = self._config
+        now = self._clock.now()
+        count = await self._coord.count(
+            "destructive", incident.incident_id, now, cfg.breaker_window
+        )
+        is_open = count > cfg.breaker_threshold
+        self._metrics.breaker_open.labels("recovery").set(1 if is_open else 0)
+        if not is_open:
+            return None
+        self._metrics.suppressions.labels("breaker").inc()
+        minutes = cfg.breaker_window.total_seconds() / 60
+        reason = (
+            f"circuit breaker open: {count} destructive incidents in {minutes:g} min "
+            f"(more than {cfg.breaker_threshold}); autonomous recovery stopped"
+        )
+        # One alert per opening, whichever replica sees it first.
+        first = await self._coord.acquire(
+            "breaker-alert", incident.incident_id, now, cfg.breaker_window
+        )
+        if first is None:
+            log.error("breaker.opened", count=count, window_min=minutes)
+            await self._notifier.publish(
+                "[aiops] circuit breaker open: autonomous recovery stopped",
+                f"{reason}. A mass deletion is an attack or a bad deploy, not independent "
+                "failures: incidents are recorded and notified, nothing is changed until the "
+                "rate falls.",
+                {"kind": "breaker"},
+            )
+        return Suppressed(command_id=command.id, reason=reason)
+
+    async def _history(
+        self, incident: Incident, command: Plan, steps: list[PlanStep]
+    ) -> Escalated | PlanDeferred | list[PlanStep]:
+        cfg = self._config
+        now = self._clock.now()
+        recent = await self._store.recent_for_resource(
+            incident.resource_key, now - cfg.attempt_window
+        )
+        attempts = [
+            i
+            for i in recent
+            if i.incident_id != incident.incident_id
+            and i.workflow_state in ATTEMPT_STATES
+            and any(r.status in ("SUCCEEDED", "FAILED") for r in i.recovery_actions)
+        ]
+        window_min = cfg.attempt_window.total_seconds() / 60
+        if len(attempts) >= cfg.max_attempts:
+            return Escalated(
+                command_id=command.id,
+                reason=(
+                    f"{len(attempts)} recovery attempts on this resource in the last "
+                    f"{window_min:g} min did not hold"
+                ),
+            )
+        failed_verification = {
+            r.action
+            for i in attempts
+            if i.verification is not None and i.verification.status == "FAILED"
+            for r in i.recovery_actions
+        }
+        kept = [s for s in steps if s.action not in failed_verification]
+        if not kept:
+            return Escalated(
+                command_id=command.id,
+                reason=(
+                    f"{', '.join(sorted(failed_verification))} failed verification on this "
+                    "resource recently; not trying it again blindly"
+                ),
+            )
+        if attempts:
+            last = max(i.updated_at for i in attempts)
+            until = last + cfg.backoff_base * (2 ** (len(attempts) - 1))
+            if now < until:
+                return PlanDeferred(
+                    command_id=command.id,
+                    until=until,
+                    reason=(
+                        f"attempt {len(attempts) + 1} of {cfg.max_attempts}: the last recovery "
+                        "of this resource did not hold"
+                    ),
+                )
+        return kept

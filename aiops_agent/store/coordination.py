@@ -1,0 +1,134 @@
+"""Leases and windowed counters shared by replicas, in the patterns table.
+
+- A lease (one active recovery per resource) is an item written with a condition: absent, held by
+  the same holder, or expired. A fencing counter goes up with every new holder.
+- A windowed counter (destructive incidents per minute, for the circuit breaker) is one item per
+  minute bucket, incremented atomically with ADD, summed over the window. Idempotent per member:
+  each bucket keeps the set of members counted, so a replayed increment does not count twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiops_agent.aws.clients import AwsClients
+
+LEASE_PK = "lease"
+COUNTER_PK = "counter"
+
+
+def _epoch(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def _bucket(at: datetime) -> str:
+    return at.strftime("%Y%m%dT%H%M")
+
+
+def _buckets(now: datetime, window: timedelta) -> list[str]:
+    minutes = max(1, int(window.total_seconds() // 60))
+    return [_bucket(now - timedelta(minutes=m)) for m in range(minutes)]
+
+
+class MemoryCoordination:
+    def __init__(self) -> None:
+        self._leases: dict[str, tuple[str, int, int]] = {}
+        self._counters: dict[tuple[str, str], set[str]] = {}
+
+    async def acquire(self, key: str, holder: str, now: datetime, ttl: timedelta) -> str | None:
+        current = self._leases.get(key)
+        if current is not None and current[0] != holder and current[1] > _epoch(now):
+            return current[0]
+        fence = (current[2] if current else 0) + (0 if current and current[0] == holder else 1)
+        self._leases[key] = (holder, _epoch(now + ttl), fence)
+        return None
+
+    async def release(self, key: str, holder: str) -> None:
+        current = self._leases.get(key)
+        if current is not None and current[0] == holder:
+            del self._leases[key]
+
+    async def count(self, counter: str, member: str, now: datetime, window: timedelta) -> int:
+        self._counters.setdefault((counter, _bucket(now)), set()).add(member)
+        return sum(len(self._counters.get((counter, b), ())) for b in _buckets(now, window))
+
+
+class DynamoCoordination:
+    def __init__(self, clients: AwsClients, table: str, *, deadline_s: float = 10.0) -> None:
+        self._clients = clients
+        self._table = table
+        self._deadline = deadline_s
+
+    async def _ddb(self) -> Any:
+        return await self._clients.client("dynamodb")
+
+    async def acquire(self, key: str, holder: str, now: datetime, ttl: timedelta) -> str | None:
+        """Take or renew the lease on `key`; None if held now, else the current holder."""
+        ddb = await self._ddb()
+        try:
+            async with asyncio.timeout(self._deadline):
+                await ddb.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": LEASE_PK}, "sk": {"S": key}},
+                    UpdateExpression=(
+                        "SET holder = :h, lease_until = :u, expires_at = :x ADD fence :one"
+                    ),
+                    ConditionExpression=(
+                        "attribute_not_exists(pk) OR holder = :h OR lease_until <= :now"
+                    ),
+                    ExpressionAttributeValues={
+                        ":h": {"S": holder},
+                        ":u": {"N": str(_epoch(now + ttl))},
+                        ":x": {"N": str(_epoch(now + ttl + timedelta(days=1)))},
+                        ":now": {"N": str(_epoch(now))},
+                        ":one": {"N": "1"},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ddb.exceptions.ConditionalCheckFailedException as exc:
+            item = getattr(exc, "response", {}).get("Item", {})
+            return str(item.get("holder", {}).get("S", "another incident"))
+        return None
+
+    async def release(self, key: str, holder: str) -> None:
+        ddb = await self._ddb()
+        try:
+            async with asyncio.timeout(self._deadline):
+                await ddb.delete_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": LEASE_PK}, "sk": {"S": key}},
+                    ConditionExpression="holder = :h",
+                    ExpressionAttributeValues={":h": {"S": holder}},
+                )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return  # someone else holds it now (ours expired): theirs to release
+
+    async def count(self, counter: str, member: str, now: datetime, window: timedelta) -> int:
+        """Count `member` in this minute's bucket (once), return the window's total."""
+        ddb = await self._ddb()
+        buckets = _buckets(now, window)
+        async with asyncio.timeout(self._deadline):
+            await ddb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{buckets[0]}"}},
+                UpdateExpression="ADD members :m SET expires_at = :x",
+                ExpressionAttributeValues={
+                    ":m": {"SS": [member]},
+                    ":x": {"N": str(_epoch(now + window + timedelta(hours=1)))},
+                },
+            )
+            got = await ddb.batch_get_item(
+                RequestItems={
+                    self._table: {
+                        "Keys": [
+                            {"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{b}"}}
+                            for b in buckets[:100]
+                        ],
+                        "ProjectionExpression": "members",
+                    }
+                }
+            )
+        items = got.get("Responses", {}).get(self._table, [])
+        return sum(len(item.get("members", {}).get("SS", [])) for item in items)
