@@ -20,6 +20,7 @@ from typing import Any
 from aiops_agent.app import build_clients, build_store, run_daemon
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.bootstrap import bootstrap
+from aiops_agent.demo_iac import play_terraform
 from aiops_agent.demo_scenarios import SCENARIOS, Scenario
 from aiops_agent.domain.models import Incident
 from aiops_agent.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
@@ -67,6 +68,7 @@ async def run_demo(*, as_json: bool = False, keep_running: bool = False) -> int:
                         on_started=http_port.append,
                     )
                 )
+                group.create_task(play_terraform(clients, build_store(settings, clients), stop))
                 try:
                     code = await _tour(clients, settings, prepared, inbox, as_json, started)
                     if keep_running:
