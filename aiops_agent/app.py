@@ -21,7 +21,13 @@ from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
 from aiops_agent.analysis.rules import RulesAnalyzer
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.aws.identity import own_principals
-from aiops_agent.domain.ports import Coordination, IncidentStore, Notifier
+from aiops_agent.domain.ports import (
+    ActionCatalog,
+    Analyzer,
+    Coordination,
+    IncidentStore,
+    Notifier,
+)
 from aiops_agent.engine.clock import SystemClock
 from aiops_agent.engine.engine import Engine
 from aiops_agent.engine.planner import Planner
@@ -78,15 +84,17 @@ def build_components(
     store: IncidentStore | None = None,
     notifier: Notifier | None = None,
     coordination: Coordination | None = None,
+    catalog: ActionCatalog | None = None,
+    analyzer: Analyzer | None = None,
     own_principals: Sequence[str] = (),
 ) -> Components:
     clock = SystemClock()
     store = store or build_store(settings, clients)
     notifier = notifier or SnsNotifier(clients, settings.sns_topic_arn)
-    analyzer = RulesAnalyzer(
+    analyzer = analyzer or RulesAnalyzer(
         trusted_principals=settings.trusted_principals, own_principals=own_principals
     )
-    catalog = BoundCatalog(
+    catalog = catalog or BoundCatalog(
         CATALOG, ActionDeps(clients=clients, codebuild_project=settings.codebuild_project)
     )
     coordination = coordination or DynamoCoordination(clients, settings.patterns_table)
@@ -141,12 +149,18 @@ async def run_daemon(
     stop: asyncio.Event | None = None,
     install_signal_handlers: bool = True,
     on_started: Callable[[int], None] | None = None,
+    metrics: Metrics | None = None,
+    catalog: ActionCatalog | None = None,
 ) -> int:
-    """Run until `stop` is set (or SIGTERM/SIGINT); returns the exit code."""
+    """Run until `stop` is set (or SIGTERM/SIGINT); returns the exit code.
+
+    `metrics` and `catalog` let a benchmark or a test observe the daemon and give it actions of
+    its own; production passes neither.
+    """
     if settings.queue_url is None:
         raise ValueError("AIOPS_QUEUE_URL is required for `run`")
     stop = stop or asyncio.Event()
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     loop = asyncio.get_running_loop()
     if install_signal_handlers:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -155,7 +169,11 @@ async def run_daemon(
         async with contextlib.AsyncExitStack() as stack:
             clients = await stack.enter_async_context(build_clients(settings, metrics))
             parts = build_components(
-                settings, clients, metrics, own_principals=await own_principals(clients)
+                settings,
+                clients,
+                metrics,
+                catalog=catalog,
+                own_principals=await own_principals(clients),
             )
             http = await start_http_server(
                 parts.health, metrics, settings.http_host, settings.http_port
