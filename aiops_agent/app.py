@@ -18,7 +18,7 @@ import structlog
 
 from aiops_agent import __version__
 from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
-from aiops_agent.analysis.rules import RulesAnalyzer
+from aiops_agent.analysis.factory import build_analyzer, build_bedrock_clients, build_rules
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.aws.identity import own_principals
 from aiops_agent.domain.ports import (
@@ -86,13 +86,19 @@ def build_components(
     coordination: Coordination | None = None,
     catalog: ActionCatalog | None = None,
     analyzer: Analyzer | None = None,
+    bedrock_clients: AwsClients | None = None,
     own_principals: Sequence[str] = (),
 ) -> Components:
     clock = SystemClock()
     store = store or build_store(settings, clients)
     notifier = notifier or SnsNotifier(clients, settings.sns_topic_arn)
-    analyzer = analyzer or RulesAnalyzer(
-        trusted_principals=settings.trusted_principals, own_principals=own_principals
+    analyzer = analyzer or build_analyzer(
+        settings,
+        clients,
+        metrics,
+        store,
+        bedrock_clients=bedrock_clients,
+        rules=build_rules(settings, own_principals),
     )
     catalog = catalog or BoundCatalog(
         CATALOG, ActionDeps(clients=clients, codebuild_project=settings.codebuild_project)
@@ -168,11 +174,15 @@ async def run_daemon(
     try:
         async with contextlib.AsyncExitStack() as stack:
             clients = await stack.enter_async_context(build_clients(settings, metrics))
+            bedrock_clients = build_bedrock_clients(settings, metrics)
+            if bedrock_clients is not None:
+                await stack.enter_async_context(bedrock_clients)
             parts = build_components(
                 settings,
                 clients,
                 metrics,
                 catalog=catalog,
+                bedrock_clients=bedrock_clients,
                 own_principals=await own_principals(clients),
             )
             http = await start_http_server(

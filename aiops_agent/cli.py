@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the one-command tour on an embedded AWS emulator")
     demo.add_argument("--json", action="store_true", help="print only the incidents as JSON")
     demo.add_argument("--keep-running", action="store_true", help="leave the daemon up")
+    demo.add_argument(
+        "--analyzer",
+        choices=["rules", "bedrock"],
+        default="rules",
+        help="bedrock: ask a local fake Bedrock endpoint (the Converse wire format) as the model",
+    )
 
     boot = sub.add_parser("bootstrap", help="create the queue, rules, tables, topic, project")
     boot.add_argument("--json", action="store_true")
@@ -102,7 +108,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
         case "demo":
             from aiops_agent.demo import run_demo
 
-            return asyncio.run(run_demo(as_json=wants_json, keep_running=args.keep_running))
+            return asyncio.run(
+                run_demo(as_json=wants_json, keep_running=args.keep_running, analyzer=args.analyzer)
+            )
         case "bootstrap":
             return asyncio.run(commands.bootstrap(settings, as_json=wants_json))
         case "explain":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import sys
@@ -33,12 +34,10 @@ def _err(message: str) -> None:
 def explain(settings: Settings, path: Path, *, as_json: bool, analyzer: str | None) -> int:
     """Judge one event file. With the rules analyzer this makes no network call at all."""
     from aiops_agent.actions.registry import CATALOG
-    from aiops_agent.analysis.rules import RulesAnalyzer
+    from aiops_agent.analysis.factory import build_rules
     from aiops_agent.intake.envelope import InvalidEvent, parse_event
 
-    if (analyzer or settings.analyzer) == "bedrock":
-        _err("the bedrock analyzer is not available yet; use --analyzer rules")
-        return EXIT_USAGE
+    settings = settings.model_copy(update={"analyzer": analyzer or settings.analyzer})
     try:
         events = parse_event(path.read_bytes())
     except OSError as exc:
@@ -47,10 +46,13 @@ def explain(settings: Settings, path: Path, *, as_json: bool, analyzer: str | No
     except InvalidEvent as exc:
         _err(f"cannot parse {path}: {exc}")
         return EXIT_USAGE
-    rules = RulesAnalyzer(trusted_principals=settings.trusted_principals)
+    if settings.analyzer == "bedrock":
+        analyses = asyncio.run(_analyze_with_model(settings, events))
+    else:
+        rules = build_rules(settings)
+        analyses = [rules.judge(event) for event in events]
     results: list[dict[str, Any]] = []
-    for event in events:
-        analysis = rules.judge(event)
+    for event, analysis in zip(events, analyses, strict=True):
         plan = []
         for step in analysis.plan:
             try:
@@ -70,6 +72,7 @@ def explain(settings: Settings, path: Path, *, as_json: bool, analyzer: str | No
                 "plan": plan,
                 "requires_approval": analysis.requires_approval
                 or analysis.confidence < settings.confidence_threshold,
+                "analyzer": analysis.analyzer,
                 "normalized": event.model_dump(mode="json"),
             }
         )
@@ -86,6 +89,19 @@ def explain(settings: Settings, path: Path, *, as_json: bool, analyzer: str | No
         steps = ", ".join(s["action"] for s in r["plan"]) or "none"
         print(f"  plan: {steps}")
     return EXIT_OK
+
+
+async def _analyze_with_model(settings: Settings, events: list[Any]) -> list[Any]:
+    """The guarded Bedrock analyzer over `events`; every fallback is in the reasons."""
+    from aiops_agent.analysis.factory import build_analyzer, build_bedrock_clients
+    from aiops_agent.app import build_clients
+
+    async with build_clients(settings) as clients, contextlib.AsyncExitStack() as stack:
+        bedrock = build_bedrock_clients(settings)
+        if bedrock is not None:
+            await stack.enter_async_context(bedrock)
+        model = build_analyzer(settings, clients, None, None, bedrock_clients=bedrock)
+        return [await model.analyze(event) for event in events]
 
 
 # ---------------------------------------------------------------- AWS-backed commands

@@ -15,8 +15,9 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
+from aiops_agent.analysis.fake_bedrock import FakeBedrock
 from aiops_agent.app import build_clients, build_store, run_daemon
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.bootstrap import bootstrap
@@ -34,10 +35,33 @@ def _say(message: str, as_json: bool) -> None:
     print(message, file=sys.stderr if as_json else sys.stdout, flush=True)
 
 
-async def run_demo(*, as_json: bool = False, keep_running: bool = False) -> int:
+async def run_demo(
+    *,
+    as_json: bool = False,
+    keep_running: bool = False,
+    analyzer: Literal["rules", "bedrock"] = "rules",
+) -> int:
     started = time.monotonic()
     for key, value in DUMMY_CREDENTIALS.items():
         os.environ[key] = value
+    async with contextlib.AsyncExitStack() as stack:
+        model_url = None
+        if analyzer == "bedrock":
+            # No account here: a local endpoint speaking Bedrock's Converse wire format plays
+            # the model, and the agent treats it exactly as it would treat Bedrock.
+            fake = await stack.enter_async_context(FakeBedrock())
+            model_url = fake.url
+            _say(f"model: fake Bedrock (Converse API) on {model_url}", as_json)
+        return await _run(as_json, keep_running, started, analyzer, model_url)
+
+
+async def _run(
+    as_json: bool,
+    keep_running: bool,
+    started: float,
+    analyzer: Literal["rules", "bedrock"],
+    model_url: str | None,
+) -> int:
     with MotoServer() as server:
         _say(f"AWS emulator (moto server) on {server.url}", as_json)
         settings = Settings(
@@ -48,6 +72,8 @@ async def run_demo(*, as_json: bool = False, keep_running: bool = False) -> int:
             verify_interval_seconds=1,
             verify_timeout_seconds=60,
             aws_max_attempts=2,
+            analyzer=analyzer,
+            bedrock_endpoint_url=model_url,
         )
         async with build_clients(settings) as clients:
             boot = await bootstrap(clients, settings)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     verify_interval_seconds: float = Field(default=10, gt=0)
     drain_seconds: float = Field(default=20, gt=0, le=28)
     aws_max_attempts: int = Field(default=5, ge=1, le=20)
+    bedrock_endpoint_url: str | None = None
+    bedrock_timeout_seconds: float = Field(default=20, gt=0)
+    bedrock_breaker_failures: int = Field(default=5, ge=1)
+    bedrock_breaker_cool_off_seconds: float = Field(default=60, gt=0)
+    bedrock_cache_seconds: float = Field(default=300, ge=0)
     max_attempts: int = Field(default=3, ge=1, le=10)
     attempt_window_minutes: float = Field(default=60, gt=0)
     breaker_threshold: int = Field(default=10, ge=1)

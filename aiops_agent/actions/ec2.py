@@ -1,168 +1,208 @@
-"""EC2 recovery actions.
+"""EC2 instance actions: start a stopped instance; stop and start one that AWS will retire.
 
-`ec2.start_instances` starts one stopped instance. EC2 has no `ClientToken` for StartInstances, so
-the action reads the instance state first and only a `stopped` instance is started: running it
+EC2 has no `ClientToken` for StartInstances or StopInstances, so both actions read the instance
+first and act on its state. `ec2.start_instances` only starts a `stopped` instance: running it
 twice, or after someone else started the instance, is a no-op that reports success.
+
+`ec2.stop_start_instances` (AWS Health scheduled retirement: a stop and a start move the instance
+to healthy hardware) cannot decide from the state alone, because the instance is `running` both
+before and after. It marks the instance with the tag `aiops:stop-start = "<token digest> stop"`
+before stopping and `"<token digest> started"` once started: re-executed with the same token, it
+resumes where it was (starts a stopped instance, waits for a stopping one) or does nothing.
+A crash between the start and the second tag costs one more stop/start cycle, never a lost start.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_delay, wait_fixed
 
-from aiops_agent.actions.registry import CATALOG, BaseAction, error_code
+from aiops_agent.actions.instances import (
+    GONE,
+    UP,
+    check_instance,
+    describe_instance,
+    interpret_instance,
+    wait_while,
+)
+from aiops_agent.actions.registry import CATALOG, BaseAction, Region, error_code, token_digest
 from aiops_agent.domain.ports import CheckOutcome, StepOutcome
+
+__all__ = ["StartInstances", "StopStartInstances", "interpret_instance"]
 
 log = structlog.get_logger(__name__)
 
-_NOT_FOUND = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
-_GONE = frozenset({"shutting-down", "terminated"})
-_UP = frozenset({"pending", "running"})
-_CHECK_WAIT = frozenset({"initializing", "insufficient-data"})
+STOP_START_TAG = "aiops:stop-start"
+"""The tag `ec2.stop_start_instances` keeps its progress in: `"<token digest> stop|started"`."""
 
 
-class StartInstancesParams(BaseModel):
+class InstanceParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    instance_id: str = Field(pattern=r"^i-[0-9a-f]{8,17}$", description="the instance to start")
+    instance_id: str = Field(pattern=r"^i-[0-9a-f]{8,17}$", description="the instance")
+    region: Region = None
 
 
-def _status(value: Mapping[str, Any] | None) -> str | None:
-    """A status check's status, or None where EC2 reports none (`not-applicable`)."""
-    status = (value or {}).get("Status")
-    return None if status in (None, "not-applicable") else str(status)
+StartInstancesParams = InstanceParams
+StopStartInstancesParams = InstanceParams
 
 
-def interpret_instance(
-    state: str | None, instance_status: str | None = None, system_status: str | None = None
-) -> CheckOutcome:
-    """Whether a started instance is up: its state, then its status checks where reported.
-
-    Pure, so every combination is unit-tested; `verify` only gathers the inputs.
-    """
-    checks: list[dict[str, Any]] = [
-        {"check": "instance_state", "expected": "running", "actual": state or "not-found"}
-    ]
-    if state is None:
-        return CheckOutcome("FAILED", "instance not found", checks)
-    if state in _GONE or state in ("stopping", "stopped"):
-        return CheckOutcome("FAILED", f"instance is {state}", checks)
-    if state == "pending":
-        return CheckOutcome("PENDING", "instance is pending", checks)
-    if state != "running":
-        return CheckOutcome("PENDING", f"instance is {state}", checks)
-    reported = {"instance_status": instance_status, "system_status": system_status}
-    for name, status in reported.items():
-        if status is not None:
-            checks.append({"check": name, "expected": "ok", "actual": status})
-    statuses = [s for s in reported.values() if s is not None]
-    if "impaired" in statuses:
-        return CheckOutcome("FAILED", "instance is running but a status check is impaired", checks)
-    if any(s in _CHECK_WAIT for s in statuses):
-        return CheckOutcome("PENDING", "instance is running; status checks initializing", checks)
-    suffix = "; status checks ok" if statuses else ""
-    return CheckOutcome("PASSED", f"instance is running{suffix}", checks)
-
-
-@CATALOG.register("ec2.start_instances")
-class StartInstances(BaseAction[StartInstancesParams]):
+class _InstanceAction(BaseAction[InstanceParams]):
     resource_types = ("ec2",)
-    description = "Start a stopped EC2 instance (no-op when it is already running)."
-    permissions = ("ec2:DescribeInstanceStatus", "ec2:DescribeInstances", "ec2:StartInstances")
-    params_model = StartInstancesParams
+    params_model = InstanceParams
 
-    stopping_wait_seconds: float = 30.0
-    """How long `execute` waits for a `stopping` instance to reach `stopped` before giving up."""
     poll_seconds: float = 2.0
 
-    async def _client(self) -> Any:
-        return await self.deps.clients.client("ec2")
+    async def _client(self, region: str | None) -> Any:
+        return await self.deps.clients.client("ec2", region=region)
 
-    async def _state(self, instance_id: str) -> str | None:
-        ec2 = await self._client()
-        try:
-            resp = await ec2.describe_instances(InstanceIds=[instance_id])
-        except ClientError as exc:
-            if error_code(exc) in _NOT_FOUND:
-                return None
-            raise
-        for reservation in resp.get("Reservations", []):
-            for instance in reservation.get("Instances", []):
-                if instance.get("InstanceId") == instance_id:
-                    return str(instance["State"]["Name"])
-        return None
+    async def _state(self, ec2: Any, instance_id: str) -> str | None:
+        view = await describe_instance(ec2, instance_id)
+        return view.state if view else None
 
-    async def _state_after_stopping(self, instance_id: str) -> str | None:
-        """The state once the instance has left `stopping`, or `stopping` after a bounded wait."""
-
-        def last(rs: RetryCallState) -> str | None:
-            return rs.outcome.result() if rs.outcome is not None else "stopping"
-
-        retrying = AsyncRetrying(
-            stop=stop_after_delay(self.stopping_wait_seconds),
-            wait=wait_fixed(self.poll_seconds),
-            retry=retry_if_result(lambda state: state == "stopping"),
-            retry_error_callback=last,
+    async def _wait_while(
+        self, ec2: Any, instance_id: str, states: Collection[str], seconds: float
+    ) -> str | None:
+        log.info("ec2.waiting", instance_id=instance_id, states=sorted(states))
+        return await wait_while(
+            lambda: self._state(ec2, instance_id), states, seconds, self.poll_seconds
         )
-        async with asyncio.timeout(self.stopping_wait_seconds + self.poll_seconds + 30):
-            state: str | None = await retrying(self._state, instance_id)
-        return state
 
-    async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
-        p = self.parse(params)
-        iid = p.instance_id
-        state = await self._state(iid)
-        if state == "stopping":
-            log.info("ec2.waiting_for_stopped", instance_id=iid)
-            state = await self._state_after_stopping(iid)
-        result: dict[str, Any] = {"instance_id": iid, "previous_state": state, "started": False}
-        if state is None:
-            return StepOutcome(False, f"instance {iid} not found; cannot start", result)
-        if state in _UP:
-            return StepOutcome(True, f"instance {iid} already {state}; nothing to do", result)
-        if state in _GONE:
-            return StepOutcome(False, f"instance {iid} is {state}; cannot start", result)
-        if state != "stopped":
-            return StepOutcome(False, f"instance {iid} is {state}; retry", result)
-        ec2 = await self._client()
+    async def _start(self, ec2: Any, iid: str, result: dict[str, Any]) -> StepOutcome | None:
+        """Start a stopped instance; an outcome if a race left it in another state, else None."""
         try:
             resp = await ec2.start_instances(InstanceIds=[iid])
         except ClientError as exc:
             if error_code(exc) != "IncorrectInstanceState":
                 raise
             # Raced with another start or stop: decide again on the state it is in now.
-            now = await self._state(iid)
-            result["previous_state"] = now
-            if now in _UP:
+            now = await self._state(ec2, iid)
+            result["current_state"] = now
+            if now in UP:
                 return StepOutcome(True, f"instance {iid} already {now}; nothing to do", result)
             return StepOutcome(False, f"instance {iid} is {now}; cannot start", result)
         changes = resp.get("StartingInstances", [])
         current = changes[0]["CurrentState"]["Name"] if changes else "pending"
         result.update(started=True, current_state=current)
         log.info("ec2.instance_started", instance_id=iid, current_state=current)
-        return StepOutcome(True, f"started instance {iid} ({state} -> {current})", result)
+        return None
 
     async def verify(self, params: Mapping[str, Any], result: Mapping[str, Any]) -> CheckOutcome:
         p = self.parse(params)
-        state = await self._state(p.instance_id)
-        instance_status = system_status = None
-        if state == "running":
-            ec2 = await self._client()
-            resp = await ec2.describe_instance_status(
-                InstanceIds=[p.instance_id], IncludeAllInstances=True
-            )
-            for status in resp.get("InstanceStatuses", []):
-                if status.get("InstanceId") == p.instance_id:
-                    instance_status = _status(status.get("InstanceStatus"))
-                    system_status = _status(status.get("SystemStatus"))
-        return interpret_instance(state, instance_status, system_status)
+        return await check_instance(await self._client(p.region), p.instance_id)
+
+
+@CATALOG.register("ec2.start_instances")
+class StartInstances(_InstanceAction):
+    description = "Start a stopped EC2 instance (no-op when it is already running)."
+    permissions = ("ec2:DescribeInstanceStatus", "ec2:DescribeInstances", "ec2:StartInstances")
+
+    stopping_wait_seconds: float = 30.0
+    """How long `execute` waits for a `stopping` instance to reach `stopped` before giving up."""
+
+    async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
+        p = self.parse(params)
+        iid = p.instance_id
+        ec2 = await self._client(p.region)
+        state = await self._state(ec2, iid)
+        if state == "stopping":
+            state = await self._wait_while(ec2, iid, {"stopping"}, self.stopping_wait_seconds)
+        result: dict[str, Any] = {"instance_id": iid, "previous_state": state, "started": False}
+        if state is None:
+            return StepOutcome(False, f"instance {iid} not found; cannot start", result)
+        if state in UP:
+            return StepOutcome(True, f"instance {iid} already {state}; nothing to do", result)
+        if state in GONE:
+            return StepOutcome(False, f"instance {iid} is {state}; cannot start", result)
+        if state != "stopped":
+            return StepOutcome(False, f"instance {iid} is {state}; retry", result)
+        raced = await self._start(ec2, iid, result)
+        if raced is not None:
+            result["previous_state"] = result.pop("current_state")
+            return raced
+        return StepOutcome(
+            True, f"started instance {iid} ({state} -> {result['current_state']})", result
+        )
 
     async def dry_run(self, params: Mapping[str, Any]) -> str:
         p = self.parse(params)
         return f"would start EC2 instance {p.instance_id} if it is stopped (no-op if running)"
+
+
+@CATALOG.register("ec2.stop_start_instances")
+class StopStartInstances(_InstanceAction):
+    description = (
+        "Stop and start an EC2 instance scheduled for retirement, so that it moves to healthy "
+        "hardware (requires approval)."
+    )
+    permissions = (
+        "ec2:CreateTags",
+        "ec2:DescribeInstanceStatus",
+        "ec2:DescribeInstances",
+        "ec2:StartInstances",
+        "ec2:StopInstances",
+    )
+    requires_approval = True
+
+    stop_wait_seconds: float = 30.0
+    """How long `execute` waits for `stopped`; past it the step fails and a retry resumes."""
+
+    async def _mark(self, ec2: Any, iid: str, value: str) -> None:
+        await ec2.create_tags(Resources=[iid], Tags=[{"Key": STOP_START_TAG, "Value": value}])
+
+    async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
+        p = self.parse(params)
+        iid = p.instance_id
+        digest = token_digest(idempotency_token)
+        ec2 = await self._client(p.region)
+        view = await describe_instance(ec2, iid)
+        state = view.state if view else None
+        result: dict[str, Any] = {
+            "instance_id": iid,
+            "previous_state": state,
+            "stopped": False,
+            "started": False,
+        }
+        if view is None:
+            return StepOutcome(False, f"instance {iid} not found; cannot stop/start", result)
+        marker = view.tags.get(STOP_START_TAG)
+        if marker == f"{digest} started":
+            return StepOutcome(True, f"instance {iid} already stopped and started", result)
+        if view.state in GONE:
+            return StepOutcome(False, f"instance {iid} is {view.state}; cannot stop/start", result)
+        if marker != f"{digest} stop":
+            await self._mark(ec2, iid, f"{digest} stop")
+        if state == "pending":
+            state = await self._wait_while(ec2, iid, {"pending"}, self.stop_wait_seconds)
+        if state == "running":
+            await ec2.stop_instances(InstanceIds=[iid])
+            result["stopped"] = True
+            log.info("ec2.instance_stopping", instance_id=iid)
+            state = await self._state(ec2, iid)
+        if state == "stopping":
+            state = await self._wait_while(ec2, iid, {"stopping"}, self.stop_wait_seconds)
+        if state != "stopped":
+            return StepOutcome(
+                False, f"instance {iid} is {state} after waiting; a retry resumes", result
+            )
+        raced = await self._start(ec2, iid, result)
+        if raced is not None and not raced.ok:
+            return raced
+        # Started by us, or by someone else since it stopped: the cycle is complete either way.
+        await self._mark(ec2, iid, f"{digest} started")
+        if raced is not None:
+            return raced
+        return StepOutcome(
+            True, f"stopped and started instance {iid} (now {result['current_state']})", result
+        )
+
+    async def dry_run(self, params: Mapping[str, Any]) -> str:
+        p = self.parse(params)
+        return (
+            f"would stop EC2 instance {p.instance_id} (if running), wait up to "
+            f"{self.stop_wait_seconds:g} s for it to stop, then start it on new hardware"
+        )

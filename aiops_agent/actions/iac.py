@@ -5,24 +5,30 @@ the resource and the incident's token in its environment; the project's buildspe
 `terraform apply` (or CloudFormation deploy) that recreates what was deleted or reverts what was
 changed. The incident's idempotency token becomes CodeBuild's `idempotencyToken`, so a step
 retried after a crash does not start a second build.
+
+`verify` follows the build (running: PENDING; FAILED, FAULT, STOPPED, TIMED_OUT: FAILED) and, once
+it SUCCEEDED, checks the resource itself (see `verifiers`): the function Active, the table ACTIVE,
+the bucket and the parameter present, the replacement instance running. `checks` lists both.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aiops_agent.actions.registry import CATALOG, BaseAction, error_code
+from aiops_agent.actions.registry import CATALOG, BaseAction, Region, error_code
+from aiops_agent.actions.verifiers import VERIFY_PERMISSIONS, merge, verify_resource
 from aiops_agent.domain.ports import CheckOutcome, StepOutcome
 
 log = structlog.get_logger(__name__)
 
-IAC_RESOURCE_TYPES: tuple[str, ...] = ("ec2", "lambda", "dynamodb", "s3")
+IAC_RESOURCE_TYPES: tuple[str, ...] = ("ec2", "lambda", "dynamodb", "s3", "ssm")
 """The resource types whose declared state the recovery project knows how to re-apply."""
 
 MAX_TOKEN_LENGTH = 64
@@ -39,7 +45,7 @@ class IacRestoreParams(BaseModel):
 
     resource_type: str = Field(description="the resource's service short name, as in its ARN")
     resource_id: str = Field(min_length=1, max_length=1024, description="the resource's name/id")
-    region: str | None = Field(default=None, description="the resource's region, if not ours")
+    region: Region = None
 
     @field_validator("resource_type")
     @classmethod
@@ -77,13 +83,31 @@ def interpret_build(build: Mapping[str, Any] | None) -> CheckOutcome:
     return CheckOutcome("PENDING", f"recovery build {build_id} {status.lower()}{where}", checks)
 
 
+def build_age_seconds(build: Mapping[str, Any], now: datetime) -> float | None:
+    """Seconds since the build ended; None if it reports no end time."""
+    end = build.get("endTime")
+    if isinstance(end, str):
+        try:
+            end = datetime.fromisoformat(end)
+        except ValueError:
+            return None
+    if not isinstance(end, datetime):
+        return None
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    return max(0.0, (now - end).total_seconds())
+
+
 @CATALOG.register("iac.restore")
 class IacRestore(BaseAction[IacRestoreParams]):
     resource_type = "any"
     resource_types = IAC_RESOURCE_TYPES
     description = "Re-apply the resource's declared state with the IaC recovery CodeBuild project."
-    permissions = ("codebuild:BatchGetBuilds", "codebuild:StartBuild")
+    permissions = ("codebuild:BatchGetBuilds", "codebuild:StartBuild", *VERIFY_PERMISSIONS)
     params_model = IacRestoreParams
+
+    resource_grace_seconds: float = 120.0
+    """How long after the build ended a resource that is not found yet is PENDING, not FAILED."""
 
     @property
     def project(self) -> str:
@@ -132,7 +156,21 @@ class IacRestore(BaseAction[IacRestoreParams]):
         codebuild = await self.deps.clients.client("codebuild")
         resp = await codebuild.batch_get_builds(ids=[build_id])
         found = [b for b in resp.get("builds", []) if b.get("id") == build_id]
-        return interpret_build(found[0] if found else None)
+        build = found[0] if found else None
+        outcome = interpret_build(build)
+        if outcome.status != "PASSED" or build is None:
+            return outcome
+        p = self.parse(params)
+        resource = await verify_resource(
+            self.deps.clients,
+            p.resource_type,
+            p.resource_id,
+            p.region,
+            build_age_seconds=build_age_seconds(build, datetime.now(UTC)),
+            grace_seconds=self.resource_grace_seconds,
+            ec2_tagged=self.deps.iac_tags_ec2,
+        )
+        return merge(outcome, resource)
 
     async def dry_run(self, params: Mapping[str, Any]) -> str:
         p = self.parse(params)

@@ -24,9 +24,27 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from aiops_agent.actions.common import Region, error_code, token_digest
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.models import PlanStep
 from aiops_agent.domain.ports import Action, CheckOutcome, StepOutcome
+
+__all__ = [
+    "CATALOG",
+    "ActionDeps",
+    "ActionRegistry",
+    "ActionSpec",
+    "ActionValidationError",
+    "BaseAction",
+    "BoundCatalog",
+    "InvalidParamsError",
+    "Region",
+    "UnknownActionError",
+    "describe_catalog",
+    "error_code",
+    "load_builtin_actions",
+    "token_digest",
+]
 
 P = TypeVar("P", bound=BaseModel)
 A = TypeVar("A", bound="type[BaseAction[Any]]")
@@ -34,16 +52,14 @@ A = TypeVar("A", bound="type[BaseAction[Any]]")
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:[._][a-z0-9]+)+$")
 _PERMISSION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
-BUILTIN_MODULES: tuple[str, ...] = ("aiops_agent.actions.ec2", "aiops_agent.actions.iac")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "aiops_agent.actions.ec2",
+    "aiops_agent.actions.ecs",
+    "aiops_agent.actions.iac",
+    "aiops_agent.actions.security_groups",
+    "aiops_agent.actions.ssm",
+)
 """Modules whose import registers the built-in actions into `CATALOG`."""
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore `ClientError` (empty for anything else)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code") or "")
-    return ""
 
 
 class ActionValidationError(ValueError):
@@ -77,6 +93,9 @@ class ActionDeps:
 
     clients: AwsClients
     codebuild_project: str = "aiops-recovery"
+    iac_tags_ec2: bool = True
+    """The recovery project tags an instance it recreates `aiops:restored-from=<old id>`, so
+    `iac.restore` verifies that instance; False: the build's success is all it can check."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -89,6 +108,8 @@ class BaseAction(Generic[P]):
     resource_types: tuple[str, ...] = ()
     description: str = ""
     permissions: tuple[str, ...] = ()
+    requires_approval: bool = False
+    """True for actions that must never run without a person's approval (ECS redeploy, reboot)."""
     params_model: type[P]
 
     def __init__(self, deps: ActionDeps) -> None:
@@ -120,6 +141,7 @@ class ActionSpec:
     permissions: tuple[str, ...]
     params_model: type[BaseModel]
     factory: Callable[[ActionDeps], Action]
+    requires_approval: bool = False
 
     @property
     def resource_type(self) -> str:
@@ -163,6 +185,7 @@ class ActionRegistry:
                 permissions=tuple(cls.permissions),
                 params_model=params_model,
                 factory=cls,
+                requires_approval=bool(cls.requires_approval),
             )
             return cls
 
@@ -185,6 +208,10 @@ class ActionRegistry:
             return self._specs[name]
         except KeyError:
             raise UnknownActionError(name, self.names()) from None
+
+    def requires_approval(self, name: str) -> bool:
+        """Whether `name` must wait for a person's approval; UnknownActionError if unknown."""
+        return self.spec(name).requires_approval
 
     def for_resource(self, resource_type: str) -> list[ActionSpec]:
         """The actions that apply to `resource_type`, by name."""
@@ -242,6 +269,9 @@ class BoundCatalog:
     def for_resource(self, resource_type: str) -> list[ActionSpec]:
         return self.registry.for_resource(resource_type)
 
+    def requires_approval(self, name: str) -> bool:
+        return self.registry.requires_approval(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self.actions
 
@@ -255,6 +285,25 @@ def load_builtin_actions() -> ActionRegistry:
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
     return CATALOG
+
+
+def describe_catalog(registry: ActionRegistry | None = None) -> list[dict[str, Any]]:
+    """The catalog as plain data, by name: what the IAM policy and the docs are generated from.
+
+    Each entry: `name`, `description`, `resource_types`, `permissions` (sorted IAM actions),
+    `requires_approval` and `params_schema` (the params model's JSON schema).
+    """
+    return [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "resource_types": list(spec.resource_types),
+            "permissions": sorted(spec.permissions),
+            "requires_approval": spec.requires_approval,
+            "params_schema": spec.params_schema(),
+        }
+        for spec in (registry if registry is not None else CATALOG)
+    ]
 
 
 # Importing the registry registers the built-in catalog. The action modules import `CATALOG`

@@ -4,16 +4,21 @@ It makes no network call, so `explain` runs it offline, and it is the referee wh
 advises (`--analyzer bedrock`): its plan bounds what may ever run. The order of the checks is
 the policy, most certain first:
 
-1. a call that failed or was denied changed nothing;
+1. a call or operation that failed or was denied changed nothing (a denied destructive call
+   says so: a security notice, not a recovery);
 2. a read-only call changed nothing;
-3. the agent's own changes and trusted principals' changes are intended (the loop breaker);
+3. the agent's own changes (its identity, its user-agent marker, its CodeBuild recovery
+   project) and trusted principals' changes are intended: the loop breaker;
 4. EC2 Auto Scaling launching and terminating instances is capacity management;
-5. EC2 instance state and lifecycle calls: stopped -> start it, terminated -> restore it;
-6. any other destructive call -> FAILURE, notify only; any other change -> NORMAL.
+5. the rule registered for the call (resource type, call name) or the event's detail-type
+   (rules_ec2, rules_services, rules_events);
+6. otherwise: a destructive call -> FAILURE, notify only; a policy change -> TAMPERING, notify
+   only; any other change -> NORMAL.
 
-An archive replay keeps its classification but never clears the confidence bar on its own.
-Principal names and user agents are attacker-controlled text: they are compared, never parsed
-for meaning, and clipped before they reach a reason.
+An archive replay keeps its classification but never clears the confidence bar on its own. An
+event whose resource could not be named never carries a plan. Principal names and user agents
+are attacker-controlled text: they are compared, never parsed for meaning, and clipped before
+they reach a reason.
 """
 
 from __future__ import annotations
@@ -24,69 +29,42 @@ from fnmatch import fnmatchcase
 
 import structlog
 
-from aiops_agent.aws.clients import USER_AGENT_MARKER
-from aiops_agent.domain.models import (
-    Analysis,
-    Classification,
-    NormalizedEvent,
-    PlanStep,
-    Severity,
+from aiops_agent.analysis import rules_ec2, rules_events, rules_services
+from aiops_agent.analysis.rules_base import (
+    CALL_RULES,
+    DESTRUCTIVE_VERBS,
+    EVENT_RULES,
+    destructive,
+    normal,
+    tampering_notice,
+    what,
+    who,
 )
-from aiops_agent.intake.ec2 import EC2_SOURCE, EC2_STATE_CHANGE
+from aiops_agent.aws.clients import USER_AGENT_MARKER
+from aiops_agent.domain.models import Analysis, NormalizedEvent
 from aiops_agent.intake.envelope import CLOUDTRAIL_DETAIL_TYPE, clip
 
 log = structlog.get_logger(__name__)
+
+_RULE_MODULES = (rules_ec2, rules_events, rules_services)
+"""Imported for their registrations."""
 
 AUTOSCALING_SERVICE = "autoscaling.amazonaws.com"
 _AUTOSCALING_ROLE = re.compile(
     r"(:assumed-role/|:role/aws-service-role/autoscaling\.amazonaws\.com/)"
     r"AWSServiceRoleForAutoScaling(_[\w+=,.@-]+)?(/|$)"
 )
-_ASSUMED_ROLE = re.compile(r"^arn:(aws[\w-]*):sts::(\d*):assumed-role/([^/]+)/")
-DESTRUCTIVE_VERBS = ("Delete", "Terminate", "Remove")
+_ASSUMED_ROLE = re.compile(r"^arn:(aws[\w-]*):sts::(\d*):assumed-role/([^/]+)/(.*)$")
+_ROLE_NAME = re.compile(r"^arn:aws[\w-]*:iam::\d*:role/(?:[^/]+/)*([^/]+)$")
 REPLAY_CONFIDENCE_CAP = 0.5
-
-START_INSTANCE = "ec2.start_instances"
-IAC_RESTORE = "iac.restore"
-
-_TRANSITIONAL_STATES = frozenset({"pending", "stopping", "shutting-down"})
+_DENIED = re.compile(r"(AccessDenied|Unauthorized|Forbidden|NotAuthorized)", re.IGNORECASE)
+_POLICY_WORDS = ("Policy", "Permission", "Acl", "PublicAccess")
+_CHANGE_VERBS = ("Put", "Attach", "Set", "Add", "Update", "Modify", "Replace")
 
 
-def _normal(confidence: float, *reasons: str) -> Analysis:
-    return Analysis(
-        classification=Classification.NORMAL,
-        confidence=confidence,
-        severity=Severity.LOW,
-        reasons=reasons,
-    )
-
-
-def _who(event: NormalizedEvent) -> str:
-    return clip(event.principal or "an unknown principal", 160)
-
-
-def _is_root(event: NormalizedEvent) -> bool:
-    return event.principal_type == "Root" or (event.principal or "").endswith(":root")
-
-
-def start_plan(instance_id: str) -> tuple[PlanStep, ...]:
-    return (
-        PlanStep(
-            action=START_INSTANCE,
-            params={"instance_id": instance_id},
-            description=f"start instance {instance_id} again",
-        ),
-    )
-
-
-def restore_plan(resource_type: str, resource_id: str) -> tuple[PlanStep, ...]:
-    return (
-        PlanStep(
-            action=IAC_RESTORE,
-            params={"resource_type": resource_type, "resource_id": resource_id},
-            description=f"restore {resource_type} {resource_id} from infrastructure as code",
-        ),
-    )
+def codebuild_role_name(project: str) -> str:
+    """The recovery project's service role, as `aiops_agent.bootstrap` names it."""
+    return f"{project}-codebuild"[:64]
 
 
 class RulesAnalyzer:
@@ -95,16 +73,33 @@ class RulesAnalyzer:
     name = "rules"
 
     def __init__(
-        self, *, trusted_principals: Sequence[str] = (), own_principals: Sequence[str] = ()
+        self,
+        *,
+        trusted_principals: Sequence[str] = (),
+        own_principals: Sequence[str] = (),
+        codebuild_project: str | None = None,
     ) -> None:
         self.trusted_principals = tuple(p.strip() for p in trusted_principals if p.strip())
         self.own_principals = tuple(p.strip() for p in own_principals if p.strip())
+        project = (codebuild_project or "").strip()
+        self.codebuild_project = project or None
+        self._codebuild_role = codebuild_role_name(project) if project else None
 
     async def analyze(self, event: NormalizedEvent) -> Analysis:
         return self.judge(event)
 
     def judge(self, event: NormalizedEvent) -> Analysis:
         analysis = self._classify(event)
+        if analysis.plan and event.details.get("resource_unknown"):
+            analysis = analysis.model_copy(
+                update={
+                    "plan": (),
+                    "reasons": (
+                        *analysis.reasons,
+                        "the event does not name the resource: notify only",
+                    ),
+                }
+            )
         if event.replayed:
             analysis = self._as_replay(analysis, event)
         log.debug(
@@ -120,30 +115,56 @@ class RulesAnalyzer:
 
     def _classify(self, event: NormalizedEvent) -> Analysis:
         action = clip(event.action, 128)
+        is_call = event.detail_type == CLOUDTRAIL_DETAIL_TYPE
         if event.error_code:
-            return _normal(0.95, f"call failed ({clip(event.error_code, 64)}): nothing changed")
+            return self._failed(event, action, is_call)
         if event.read_only:
-            return _normal(0.95, f"read-only call ({action}): nothing changed")
+            return normal(0.95, f"read-only call ({action}): nothing changed")
         intended = self._intended(event)
         if intended is not None:
-            return _normal(0.95, intended)
+            return normal(0.95, intended)
         if self._by_autoscaling(event):
-            what = "scale-in" if action == "TerminateInstances" else "capacity change"
-            return _normal(0.9, f"{action} by EC2 Auto Scaling: expected {what}, not recovered")
-        verdict = self._ec2(event, action)
+            kind = "scale-in" if action == "TerminateInstances" else "capacity change"
+            return normal(0.9, f"{action} by EC2 Auto Scaling: expected {kind}, not recovered")
+        if is_call:
+            rule = CALL_RULES.get((event.resource_type, event.action))
+        else:
+            rule = EVENT_RULES.get(event.detail_type)
+        verdict = rule(event) if rule is not None else None
         if verdict is None:
-            verdict = self._fallback(event, action)
+            verdict = self._fallback(event, action, is_call)
         spoof = self._spoofed_marker(event)
         if spoof is not None:
             verdict = verdict.model_copy(update={"reasons": (*verdict.reasons, spoof)})
         return verdict
+
+    @staticmethod
+    def _failed(event: NormalizedEvent, action: str, is_call: bool) -> Analysis:
+        code = clip(event.error_code, 64)
+        if not is_call:
+            return normal(0.9, f"{action} on {what(event)} failed ({code}): nothing changed")
+        reason = f"{action} failed ({code}): nothing changed"
+        if _DENIED.search(code) and (
+            action.startswith(DESTRUCTIVE_VERBS) or (event.resource_type, action) in CALL_RULES
+        ):
+            return normal(
+                0.95,
+                f"{action} on {what(event)} by {who(event)} was denied ({code}): nothing changed",
+                "security notice: a denied attempt at a destructive or configuration change",
+            )
+        return normal(0.95, reason)
 
     def _intended(self, event: NormalizedEvent) -> str | None:
         """Why this change is ours or intended, or None. The loop breaker."""
         candidates = self._principal_candidates(event)
         own = _first_match(self.own_principals, candidates)
         if own is not None:
-            return f"change made by the agent itself ({_who(event)}): not recovered again"
+            return f"change made by the agent itself ({who(event)}): not recovered again"
+        if self._codebuild_role is not None and self._by_our_codebuild(event, candidates):
+            return (
+                f"change made by the agent's recovery project {clip(self.codebuild_project, 64)} "
+                f"({who(event)}): not recovered again"
+            )
         if self._marked(event) and not self.own_principals:
             return (
                 f"change made by the agent itself (user agent {USER_AGENT_MARKER}): not recovered"
@@ -151,96 +172,42 @@ class RulesAnalyzer:
         trusted = _first_match(self.trusted_principals, candidates)
         if trusted is not None:
             return (
-                f"change by trusted principal {_who(event)} (matches {clip(trusted, 160)}): "
+                f"change by trusted principal {who(event)} (matches {clip(trusted, 160)}): "
                 "intended, not recovered"
             )
         return None
 
-    def _ec2(self, event: NormalizedEvent, action: str) -> Analysis | None:
-        if event.resource_type != "ec2":
-            return None
-        iid = clip(event.resource_id, 64)
-        if event.source == EC2_SOURCE and event.detail_type == EC2_STATE_CHANGE:
-            state = str(event.details.get("state") or action.removeprefix("state:"))
-            if state == "stopped":
-                return Analysis(
-                    classification=Classification.FAILURE,
-                    confidence=0.95,
-                    severity=Severity.HIGH,
-                    reasons=(f"instance {iid} is stopped", "plan: start it again"),
-                    plan=start_plan(event.resource_id),
-                )
-            if state == "terminated":
-                return Analysis(
-                    classification=Classification.FAILURE,
-                    confidence=0.95,
-                    severity=Severity.HIGH,
-                    reasons=(f"instance {iid} is terminated", "plan: restore it from IaC"),
-                    plan=restore_plan("ec2", event.resource_id),
-                )
-            if state in _TRANSITIONAL_STATES:
-                return _normal(
-                    0.9, f"instance {iid} is {state}: transitional, the final state decides"
-                )
-            if state == "running":
-                return _normal(0.95, f"instance {iid} is running: healthy")
-            return _normal(0.5, f"instance {iid} reported unknown state {clip(state, 32)}")
-        if event.detail_type != CLOUDTRAIL_DETAIL_TYPE:
-            return None
-        if action == "StopInstances":
-            return self._destructive(
-                event,
-                f"{action} by {_who(event)} stopped instance {iid}",
-                "plan: start it again",
-                start_plan(event.resource_id),
-            )
-        if action == "TerminateInstances":
-            return self._destructive(
-                event,
-                f"{action} by {_who(event)} terminated instance {iid}",
-                "plan: restore it from IaC",
-                restore_plan("ec2", event.resource_id),
-            )
-        if action in ("StartInstances", "RunInstances"):
-            return _normal(
-                0.9, f"{action} on instance {iid}: a start or launch, nothing to recover"
-            )
-        return None
+    def _by_our_codebuild(self, event: NormalizedEvent, candidates: Sequence[str]) -> bool:
+        """Our recovery project's builds: its service role, or (identity unknown) its marks."""
+        for candidate in candidates:
+            match = _ROLE_NAME.match(candidate)
+            if match is not None and match.group(1) == self._codebuild_role:
+                return True
+        if self.own_principals:
+            return False  # the identity is known: a user agent alone proves nothing
+        agent = (event.user_agent or "").lower()
+        project = (self.codebuild_project or "").lower()
+        return "codebuild" in agent and project in agent
 
-    def _destructive(
-        self, event: NormalizedEvent, what: str, then: str, plan: tuple[PlanStep, ...]
-    ) -> Analysis:
-        reasons = [what]
-        severity = Severity.HIGH
-        if _is_root(event):
-            severity = Severity.CRITICAL
-            reasons.append("done with the account's root user: critical")
-        reasons.append(then)
-        return Analysis(
-            classification=Classification.FAILURE,
-            confidence=0.9,
-            severity=severity,
-            reasons=tuple(reasons),
-            plan=plan,
-        )
-
-    def _fallback(self, event: NormalizedEvent, action: str) -> Analysis:
-        if event.detail_type != CLOUDTRAIL_DETAIL_TYPE:
-            return _normal(
+    @staticmethod
+    def _fallback(event: NormalizedEvent, action: str, is_call: bool) -> Analysis:
+        if not is_call:
+            return normal(
                 0.5,
                 f"no rule for '{clip(event.detail_type, 80)}' from {clip(event.source, 64)} yet: "
                 "recorded, no action",
             )
-        resource = f"{clip(event.resource_type, 32)} {clip(event.resource_id, 128)}"
         if action.startswith(DESTRUCTIVE_VERBS):
-            return self._destructive(
+            return destructive(
                 event,
-                f"{action} by {_who(event)} on {resource}",
+                f"{action} by {who(event)} on {what(event)}",
                 f"no automated recovery for {clip(event.resource_type, 32)} ({action}): "
                 "notify only",
-                (),
-            ).model_copy(update={"confidence": 0.85})
-        return _normal(0.6, f"unrecognised change {action} on {resource}: recorded, no action")
+                confidence=0.85,
+            )
+        if action.startswith(_CHANGE_VERBS) and any(w in action for w in _POLICY_WORDS):
+            return tampering_notice(event, "changed a policy or permission")
+        return normal(0.6, f"unrecognised change {action} on {what(event)}: recorded, no action")
 
     def _as_replay(self, analysis: Analysis, event: NormalizedEvent) -> Analysis:
         name = clip(event.details.get("replay_name") or "unnamed", 64)
@@ -266,7 +233,7 @@ class RulesAnalyzer:
         """The marker is only believed alone when the agent's identity is not configured."""
         if self._marked(event) and self.own_principals:
             return (
-                f"user agent claims {USER_AGENT_MARKER} but {_who(event)} is not the agent's "
+                f"user agent claims {USER_AGENT_MARKER} but {who(event)} is not the agent's "
                 "identity: judged like anyone's change"
             )
         return None
@@ -279,7 +246,7 @@ class RulesAnalyzer:
             found.append(event.principal)
             match = _ASSUMED_ROLE.match(event.principal)
             if match is not None:
-                partition, account, role = match.groups()
+                partition, account, role, _session = match.groups()
                 found.append(f"arn:{partition}:iam::{account}:role/{role}")
         issuer = event.details.get("session_issuer")
         if isinstance(issuer, str) and issuer:

@@ -38,7 +38,7 @@ class AwsClients:
         self.region = region
         self._session = session or get_session()
         self._config = AioConfig(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             user_agent_extra=USER_AGENT_MARKER,

@@ -8,6 +8,7 @@ data, clipped, and never interpreted beyond lookups.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,11 +26,14 @@ from aiops_agent.intake.envelope import (
     text_field,
 )
 from aiops_agent.intake.registry import ANY_SOURCE, Registry, normalizer
-from aiops_agent.intake.resources import find_resource_id, trim
+from aiops_agent.intake.resources import arn_resource_id, find_resource_id, trim
 
 log = structlog.get_logger(__name__)
 
-READ_ONLY_VERBS = ("Get", "Describe", "List", "Head")
+READ_ONLY_VERBS = ("Get", "Describe", "List", "Head", "BatchGet", "Lookup")
+_API_VERSION_SUFFIX = re.compile(r"(?<=[a-z])20\d{6}(v\d{1,2})?$")
+"""Lambda logs `DeleteFunction20150331`, `UpdateFunctionCode20150331v2`: the API version."""
+_DENIED_RESOURCE = re.compile(r"on resource: (arn:[^\s\"']{1,512})")
 _SERVICE_ALIASES = {"monitoring": "cloudwatch"}
 """eventSource prefixes that differ from the ARN service name."""
 
@@ -81,11 +85,18 @@ class CloudTrailCall:
 
     @property
     def event_name(self) -> str:
-        return self.record.eventName
+        """The call's name without an API-version suffix (`DeleteFunction20150331`)."""
+        return canonical_name(self.record.eventName)
+
+    @cached_property
+    def event_source(self) -> str:
+        """`eventSource`, or the one service whose normalizer knows this call's name."""
+        given = text_field(self.record.eventSource, 128)
+        return given or infer_event_source(self.event_name) or ""
 
     @cached_property
     def service(self) -> str:
-        from_record = service_of(self.record.eventSource)
+        from_record = service_of(self.event_source)
         if from_record:
             return from_record
         source = self.envelope.source
@@ -141,8 +152,12 @@ class CloudTrailCall:
         return value if isinstance(value, dict) else {}
 
     def common_details(self) -> dict[str, Any]:
-        details: dict[str, Any] = {"event_source": self.record.eventSource or ""}
-        optional = {
+        details: dict[str, Any] = {"event_source": self.event_source}
+        optional: dict[str, Any] = {
+            "event_name": clip(self.record.eventName, 128)
+            if self.record.eventName != self.event_name
+            else "",
+            "event_source_inferred": not self.record.eventSource and bool(self.event_source),
             "event_type": text_field(self.record.eventType, 64),
             "source_ip": text_field(self.record.sourceIPAddress, 128),
             "session_issuer": self.session_issuer or "",
@@ -179,6 +194,16 @@ CLOUDTRAIL_NORMALIZERS: Registry[tuple[str, str], CloudTrailNormalizer] = Regist
 )
 
 
+def canonical_name(event_name: str) -> str:
+    return _API_VERSION_SUFFIX.sub("", clip(event_name, 128))
+
+
+def infer_event_source(event_name: str) -> str | None:
+    """The eventSource of the only registered normalizer for this call name, if exactly one."""
+    found = {source for source, name in CLOUDTRAIL_NORMALIZERS if name == event_name}
+    return found.pop() if len(found) == 1 else None
+
+
 def cloudtrail_normalizer(
     event_source: str, *event_names: str
 ) -> Callable[[CloudTrailNormalizer], CloudTrailNormalizer]:
@@ -192,7 +217,7 @@ def cloudtrail_normalizer(
 def cloudtrail_call(env: Envelope) -> list[NormalizedEvent]:
     """Dispatch an API call to its registered normalizer, or to the generic one."""
     call = CloudTrailCall(env, validate_record(env.detail))
-    specific = CLOUDTRAIL_NORMALIZERS.get((call.record.eventSource or "", call.event_name))
+    specific = CLOUDTRAIL_NORMALIZERS.get((call.event_source, call.event_name))
     if specific is not None:
         return specific(call)
     return generic_call(call)
@@ -202,7 +227,7 @@ def generic_call(call: CloudTrailCall) -> list[NormalizedEvent]:
     """Any API call: the service as resource type, the resource id as best one can find it."""
     resource_id = find_resource_id(
         call.request, call.record.resources, call.response, call.envelope.resources
-    )
+    ) or denied_resource(call)
     details: dict[str, Any] = {}
     if not resource_id:
         resource_id = call.envelope.event_id
@@ -211,6 +236,12 @@ def generic_call(call: CloudTrailCall) -> list[NormalizedEvent]:
         details["request"] = trim(call.request)
     log.debug("intake.generic_cloudtrail", service=call.service, event_name=call.event_name)
     return [call.event(resource_type=call.service, resource_id=resource_id, details=details)]
+
+
+def denied_resource(call: CloudTrailCall) -> str | None:
+    """A denied call names its target only in the message: `... on resource: arn:...`."""
+    match = _DENIED_RESOURCE.search(call.record.errorMessage or "")
+    return arn_resource_id(match.group(1).rstrip(".,;")) if match else None
 
 
 def looks_like_record(payload: Mapping[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -31,8 +31,10 @@ InvalidReason = Literal[
 ]
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
-MAX_EVENT_BYTES = 1_048_576
-"""EventBridge caps an event at 256 KiB; anything four times that is not an event."""
+MAX_EVENT_BYTES = 262_144
+"""EventBridge caps an event at 256 KiB (SQS a message too): anything larger is not an event."""
+MAX_DEPTH = 64
+"""Real events nest a dozen levels at most; deeper is junk, and is refused before any walk."""
 DEFAULT_REGION = "us-east-1"
 
 
@@ -139,34 +141,71 @@ def parse_event(
 
 
 def decode_body(body: str | bytes | bytearray | Mapping[str, Any]) -> dict[str, Any]:
-    """The payload as a JSON object, or `InvalidEvent`."""
+    """The payload as a JSON object of bounded size and depth, or `InvalidEvent`."""
     if isinstance(body, Mapping):
-        return dict(body)
+        value: object = dict(body)
+    else:
+        value = _loads(_text_of(body))
+    if not isinstance(value, dict):
+        raise InvalidEvent("not_object", f"event must be a JSON object, got a JSON {_kind(value)}")
+    check_depth(value)
+    return value
+
+
+def _text_of(body: object) -> str:
     if isinstance(body, bytes | bytearray):
         if len(body) > MAX_EVENT_BYTES:
             raise InvalidEvent("too_large", f"event is {len(body)} bytes, over {MAX_EVENT_BYTES}")
         try:
-            text = bytes(body).decode("utf-8-sig")
+            return bytes(body).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidEvent("not_json", f"event is not UTF-8 text ({exc.reason})") from None
-    elif isinstance(body, str):
+    if isinstance(body, str):
         text = body.removeprefix("\ufeff")
-        if len(text) > MAX_EVENT_BYTES:
-            raise InvalidEvent("too_large", f"event is {len(text)} characters, over the limit")
-    else:
-        raise InvalidEvent("not_object", f"event must be JSON text or an object, not {_kind(body)}")
+        size = (
+            len(text) if len(text) * 4 <= MAX_EVENT_BYTES else len(text.encode("utf-8", "replace"))
+        )
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEvent("too_large", f"event is {size} bytes, over {MAX_EVENT_BYTES}")
+        return text
+    raise InvalidEvent("not_object", f"event must be JSON text or an object, not {_kind(body)}")
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(text: str) -> object:
     try:
-        value = json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(
             "not_json",
             f"event is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
     except RecursionError:
-        raise InvalidEvent("not_json", "event JSON is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise InvalidEvent("not_object", f"event must be a JSON object, got a JSON {_kind(value)}")
-    return value
+        raise InvalidEvent("too_large", f"event JSON is nested deeper than {MAX_DEPTH}") from None
+    except ValueError as exc:  # NaN/Infinity, an integer of more than 4300 digits
+        raise InvalidEvent("not_json", f"event is not valid JSON: {clip(exc, 120)}") from None
+
+
+def check_depth(value: object, limit: int = MAX_DEPTH) -> None:
+    """`InvalidEvent("too_large")` if objects and arrays nest deeper than `limit` (no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise InvalidEvent("too_large", f"event is nested deeper than {limit} levels")
+        children: Iterable[object]
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
 
 
 def _kind(value: object) -> str:

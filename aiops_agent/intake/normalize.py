@@ -5,8 +5,10 @@ CloudTrail record, which is wrapped as the "AWS API Call via CloudTrail" event E
 have delivered. Anything else raises `InvalidEvent`, and nothing else is ever raised for any
 input: the corpus test runs every sample through here to hold that promise.
 
-Dispatch is by (source, detail-type) through the registry; a kind without a normalizer still
-becomes an event (the generic fallback) so the analyzer can record it.
+Dispatch is by (source, detail-type) through the registry. A kind without a normalizer is
+`InvalidEvent("unsupported")`: the EventBridge rule asks for known kinds only, so anything else
+is a misrouted or forged payload for the dead-letter queue. (An API call of any service is a
+known kind: CloudTrail calls without their own normalizer get the generic one.)
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from aiops_agent.domain.models import NormalizedEvent
 
 # Imported for their registrations.
+from aiops_agent.intake import autoscaling as _autoscaling
 from aiops_agent.intake import cloudtrail as _cloudtrail
+from aiops_agent.intake import cloudwatch as _cloudwatch
 from aiops_agent.intake import ec2 as _ec2
+from aiops_agent.intake import ecs as _ecs
+from aiops_agent.intake import health as _health
+from aiops_agent.intake import security_groups as _security_groups
+from aiops_agent.intake import services as _services
+from aiops_agent.intake import ssm as _ssm
+from aiops_agent.intake import storage as _storage
 from aiops_agent.intake.envelope import (
     CLOUDTRAIL_DETAIL_TYPE,
     DEFAULT_REGION,
@@ -36,13 +47,26 @@ from aiops_agent.intake.envelope import (
     validate_envelope,
 )
 from aiops_agent.intake.registry import EVENT_NORMALIZERS, find_normalizer
-from aiops_agent.intake.resources import id_from_parameters, id_from_resource_list
 
 __all__ = ["EVENT_NORMALIZERS", "InvalidEvent", "parse_event"]
 
 log = structlog.get_logger(__name__)
 
-_REGISTERED = (_cloudtrail, _ec2)
+NORMALIZER_FAILED = "a field has a shape the normalizer cannot read"
+
+_REGISTERED = (
+    _autoscaling,
+    _cloudtrail,
+    _cloudwatch,
+    _ec2,
+    _ecs,
+    _health,
+    _security_groups,
+    _services,
+    _ssm,
+    _storage,
+)
+"""Importing a module registers its normalizers."""
 _ACTION_KEYS = ("eventName", "eventTypeCode", "operation", "StatusCode", "lastStatus")
 
 
@@ -55,8 +79,30 @@ def parse_event(
     """Normalize one payload. `received_at` stands in for a time the payload lacks (else now)."""
     payload = decode_body(body)
     envelope = _envelope_of(payload, received_at, default_region)
-    handler = find_normalizer(envelope.source, envelope.detail_type) or generic_envelope
-    events = handler(envelope)
+    handler = find_normalizer(envelope.source, envelope.detail_type)
+    if handler is None:
+        raise InvalidEvent(
+            "unsupported",
+            f"no normalizer for {clip(envelope.detail_type, 80)!r} "
+            f"from {clip(envelope.source, 64)}",
+        )
+    try:
+        events = handler(envelope)
+    except InvalidEvent:
+        raise
+    except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A normalizer's bug on a shape it did not expect: still a clean rejection (the message
+        # goes to the dead-letter queue, not back to the queue forever), and loudly logged.
+        log.error(
+            "intake.normalizer_failed",
+            source=envelope.source,
+            detail_type=envelope.detail_type,
+            error=type(exc).__name__,
+        )
+        raise InvalidEvent(
+            "invalid_field",
+            f"{clip(envelope.detail_type, 80)}: {NORMALIZER_FAILED} ({type(exc).__name__})",
+        ) from None
     if not events:  # a normalizer's bug, not the sender's: still a clean rejection
         raise InvalidEvent("unsupported", f"{envelope.detail_type}: no resource in the event")
     log.debug(
@@ -135,7 +181,10 @@ def _wrap_record(
     record: Mapping[str, Any], received_at: datetime | None, default_region: str
 ) -> Envelope:
     """A bare record, as EventBridge would deliver it: source `aws.<service>`, id = eventID."""
-    service = _cloudtrail.service_of(text_field(record.get("eventSource"), 128)) or "unknown"
+    source = text_field(record.get("eventSource"), 128) or _cloudtrail.infer_event_source(
+        _cloudtrail.canonical_name(text_field(record.get("eventName"), 128))
+    )
+    service = _cloudtrail.service_of(source) or "unknown"
     notes: dict[str, Any] = {"envelope": "bare-cloudtrail-record"}
     raw_time = record.get("eventTime")
     if raw_time is not None:
@@ -155,52 +204,3 @@ def _wrap_record(
         detail=record,
         notes=notes,
     )
-
-
-def generic_envelope(env: Envelope) -> list[NormalizedEvent]:
-    """An event kind without its own normalizer: recorded with best-effort fields."""
-    source = env.source.lower()
-    resource_type = source.removeprefix("aws.") if source.startswith("aws.") else source
-    details: dict[str, Any] = {"normalizer": "generic"}
-    resource_id = id_from_resource_list(env.resources) or id_from_parameters(
-        env.detail, by_suffix=False
-    )
-    if not resource_id:
-        resource_id = env.event_id
-        details["resource_unknown"] = True
-    details.update(_scalars(env.detail))
-    log.debug("intake.generic_envelope", source=env.source, detail_type=env.detail_type)
-    return [
-        env.normalized(
-            resource_type=clip(resource_type, 64),
-            resource_id=resource_id,
-            action=_generic_action(env),
-            details=details,
-        )
-    ]
-
-
-def _generic_action(env: Envelope) -> str:
-    state = env.detail.get("state")
-    if isinstance(state, Mapping) and text_field(state.get("value"), 32):
-        return f"state:{text_field(state.get('value'), 32)}"
-    if text_field(state, 32):
-        return f"state:{text_field(state, 32)}"
-    for key in _ACTION_KEYS:
-        found = text_field(env.detail.get(key), 128)
-        if found:
-            return found
-    return env.detail_type
-
-
-def _scalars(detail: Mapping[str, Any], limit: int = 20) -> dict[str, Any]:
-    """The detail's top-level scalar facts, bounded, for the timeline and later rules."""
-    out: dict[str, Any] = {}
-    for key, value in detail.items():
-        if len(out) >= limit:
-            break
-        if isinstance(value, bool | int | float) or value is None:
-            out[f"detail.{clip(key, 64)}"] = value
-        elif isinstance(value, str):
-            out[f"detail.{clip(key, 64)}"] = clip(value, 256)
-    return out

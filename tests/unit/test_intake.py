@@ -181,7 +181,7 @@ def test_envelope_detail_must_be_an_object() -> None:
         ("{}", "not_eventbridge"),
         ('{"hello": "world"}', "not_eventbridge"),
         ('{"Records": []}', "unsupported"),
-        ("[" * 100_000, "not_json"),
+        ("[" * 100_000, "too_large"),
         (b" " * 2_000_000, "too_large"),
     ],
 )
@@ -346,14 +346,26 @@ def test_principal_text_is_kept_as_data_and_clipped() -> None:
 
 def test_generic_fallback_for_an_unknown_call() -> None:
     record = ct_record(
+        "DeleteEnvironment",
+        eventSource="elasticbeanstalk.amazonaws.com",
+        requestParameters={"environmentName": "prod", "terminateResources": True},
+    )
+    event = one(record)
+    assert (event.resource_type, event.resource_id) == ("elasticbeanstalk", "prod")
+    assert event.action == "DeleteEnvironment"
+    assert event.details["request"]["environmentName"] == "prod"
+
+
+def test_lambda_api_version_suffix_is_dropped_from_the_action() -> None:
+    record = ct_record(
         "DeleteFunction20150331",
         eventSource="lambda.amazonaws.com",
         requestParameters={"functionName": "arn:aws:lambda:eu-west-1:1:function:billing"},
     )
     event = one(record)
     assert (event.resource_type, event.resource_id) == ("lambda", "billing")
-    assert event.action == "DeleteFunction20150331"
-    assert event.details["request"]["functionName"].endswith("function:billing")
+    assert event.action == "DeleteFunction"
+    assert event.details["event_name"] == "DeleteFunction20150331"
 
 
 def test_generic_fallback_without_any_resource_uses_the_event_id() -> None:
@@ -372,13 +384,13 @@ def test_generic_fallback_finds_nested_ids() -> None:
 
 def test_request_parameters_are_trimmed_and_secrets_redacted() -> None:
     record = ct_record(
-        "PutParameter",
-        eventSource="ssm.amazonaws.com",
-        requestParameters={"name": "/app/db", "value": "hunter2", "type": "String"},
+        "CreateSecret",
+        eventSource="secretsmanager.amazonaws.com",
+        requestParameters={"name": "/app/db", "secretString": "hunter2", "description": "x"},
     )
     event = one(record)
     assert event.resource_id == "/app/db"
-    assert event.details["request"]["value"] == "<redacted>"
+    assert event.details["request"]["secretString"] == "<redacted>"
     assert "hunter2" not in json.dumps(event.details)
 
 

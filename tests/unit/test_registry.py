@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from aiops_agent.actions.ec2 import interpret_instance
 from aiops_agent.actions.iac import build_token, interpret_build
 from aiops_agent.actions.registry import (
+    BUILTIN_MODULES,
     CATALOG,
     ActionDeps,
     ActionRegistry,
@@ -19,6 +20,7 @@ from aiops_agent.actions.registry import (
     BoundCatalog,
     InvalidParamsError,
     UnknownActionError,
+    describe_catalog,
 )
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.models import PlanStep
@@ -53,17 +55,90 @@ def _action_class(permissions: tuple[str, ...] = ("ssm:GetParameter",)) -> type[
 # ---------------------------------------------------------------- the built-in catalog
 
 
-def test_catalog_has_the_builtin_actions() -> None:
-    assert {"ec2.start_instances", "iac.restore"} <= set(CATALOG.names())
+CONTRACT_ACTIONS = {
+    "ec2.start_instances": False,
+    "iac.restore": False,
+    "ssm.restore_parameter": False,
+    "ec2.revoke_ingress": False,
+    "ecs.force_new_deployment": True,
+    "ec2.stop_start_instances": True,
+}
+"""The action names the rules' plans use (shared contract), and whether each needs approval."""
+
+
+def test_catalog_has_the_contract_actions() -> None:
+    assert set(CONTRACT_ACTIONS) <= set(CATALOG.names())
+    for name, approval in CONTRACT_ACTIONS.items():
+        assert CATALOG.spec(name).requires_approval is approval, name
+        assert CATALOG.requires_approval(name) is approval, name
+    with pytest.raises(UnknownActionError):
+        CATALOG.requires_approval("ec2.reboot_everything")
+    assert len(BUILTIN_MODULES) == len(set(BUILTIN_MODULES))
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT_ACTIONS))
+def test_every_action_takes_an_optional_region(name: str) -> None:
+    schema = CATALOG.spec(name).params_schema()
+    assert "region" in schema["properties"]
+    assert "region" not in schema.get("required", [])
+    model = CATALOG.spec(name).params_model
+    with pytest.raises(ValueError):
+        model.model_validate({**_minimal(name), "region": "not a region"})
+    assert model.model_validate({**_minimal(name), "region": "eu-west-1"}) is not None
+
+
+def _minimal(name: str) -> dict[str, Any]:
+    minimal: dict[str, dict[str, Any]] = {
+        "ec2.start_instances": {"instance_id": "i-0abc12345678"},
+        "ec2.stop_start_instances": {"instance_id": "i-0abc12345678"},
+        "iac.restore": {"resource_type": "ssm", "resource_id": "/a/b"},
+        "ssm.restore_parameter": {"name": "/a/b", "bad_version": 3},
+        "ec2.revoke_ingress": {"group_id": "sg-0abc1234", "cidr": "0.0.0.0/0", "ip_protocol": "-1"},
+        "ecs.force_new_deployment": {"cluster": "c", "service": "s"},
+    }
+    return minimal[name]
+
+
+def test_describe_catalog_is_plain_data_for_policy_and_docs() -> None:
+    described = describe_catalog()
+    assert [d["name"] for d in described] == list(CATALOG.names())
+    for entry in described:
+        assert set(entry) == {
+            "name",
+            "description",
+            "resource_types",
+            "permissions",
+            "requires_approval",
+            "params_schema",
+        }
+        assert entry["permissions"] == sorted(entry["permissions"])
+        assert all("*" not in p for p in entry["permissions"])
+        assert entry["params_schema"]["type"] == "object"
+        assert entry["description"]
+    by_name = {d["name"]: d for d in described}
+    assert by_name["ecs.force_new_deployment"]["requires_approval"] is True
+    assert "ssm:PutParameter" in by_name["ssm.restore_parameter"]["permissions"]
+    assert by_name["iac.restore"]["resource_types"] == ["ec2", "lambda", "dynamodb", "s3", "ssm"]
+    registry = ActionRegistry()
+    registry.register("ssm.probe")(_action_class())
+    assert [d["name"] for d in describe_catalog(registry)] == ["ssm.probe"]
+    assert describe_catalog(registry)[0]["requires_approval"] is False
 
 
 def test_for_resource_ec2_includes_both_ec2_actions() -> None:
     names = [spec.name for spec in CATALOG.for_resource("ec2")]
     assert names == sorted(names)
-    assert {"ec2.start_instances", "iac.restore"} <= set(names)
+    assert {
+        "ec2.start_instances",
+        "ec2.stop_start_instances",
+        "ec2.revoke_ingress",
+        "iac.restore",
+    } <= set(names)
+    assert [s.name for s in CATALOG.for_resource("ecs")] == ["ecs.force_new_deployment"]
+    assert {"iac.restore", "ssm.restore_parameter"} <= {s.name for s in CATALOG.for_resource("ssm")}
 
 
-@pytest.mark.parametrize("resource_type", ["lambda", "dynamodb", "s3"])
+@pytest.mark.parametrize("resource_type", ["lambda", "dynamodb", "s3", "ssm"])
 def test_iac_restore_applies_to_declared_types(resource_type: str) -> None:
     names = [spec.name for spec in CATALOG.for_resource(resource_type)]
     assert "iac.restore" in names
@@ -78,7 +153,17 @@ def test_permissions_are_sorted_specific_iam_actions() -> None:
     perms = CATALOG.permissions()
     assert perms == sorted(set(perms))
     assert all("*" not in p and ":" in p for p in perms)
-    assert {"ec2:StartInstances", "ec2:DescribeInstances", "codebuild:StartBuild"} <= set(perms)
+    assert {
+        "ec2:StartInstances",
+        "ec2:DescribeInstances",
+        "codebuild:StartBuild",
+        "ssm:GetParameterHistory",
+        "ec2:RevokeSecurityGroupIngress",
+        "ecs:UpdateService",
+        "ec2:StopInstances",
+        "lambda:GetFunctionConfiguration",
+        "dynamodb:DescribeTable",
+    } <= set(perms)
 
 
 def test_validate_unknown_action_is_a_clear_error() -> None:
@@ -152,6 +237,7 @@ async def test_bound_catalog_builds_actions_with_deps() -> None:
         bound = BoundCatalog(registry, ActionDeps(clients=clients, codebuild_project="p"))
         action: Action = bound.get("ssm.probe")
         assert "ssm.probe" in bound
+        assert bound.requires_approval("ssm.probe") is False
         assert action.name == "ssm.probe"
         assert (await action.execute({"target": "x"}, "tok")).detail == "x"
         with pytest.raises(KeyError):

@@ -19,8 +19,15 @@ from aiops_agent.intake.envelope import CLOUDTRAIL_DETAIL_TYPE
 
 IID = "i-0abc1234def567890"
 ALICE = "arn:aws:iam::123456789012:user/alice"
-START = (PlanStep(action="ec2.start_instances", params={"instance_id": IID}),)
-RESTORE = (PlanStep(action="iac.restore", params={"resource_type": "ec2", "resource_id": IID}),)
+START = (
+    PlanStep(action="ec2.start_instances", params={"instance_id": IID, "region": "us-east-1"}),
+)
+RESTORE = (
+    PlanStep(
+        action="iac.restore",
+        params={"resource_type": "ec2", "resource_id": IID, "region": "us-east-1"},
+    ),
+)
 
 
 def state(value: str, **fields: Any) -> NormalizedEvent:
@@ -158,7 +165,16 @@ def test_a_failed_call_changed_nothing(code: str) -> None:
     analysis = rules.judge(event)
     assert analysis.classification is Classification.NORMAL
     assert analysis.plan == ()
-    assert analysis.reasons[0] == f"call failed ({code}): nothing changed"
+    assert analysis.reasons[0].startswith("TerminateInstances")
+    assert f"({code}): nothing changed" in analysis.reasons[0]
+    denied = code != "SomeErrorCode"
+    assert any("security notice" in r for r in analysis.reasons) is denied
+
+
+def test_a_failed_harmless_call_carries_no_security_notice() -> None:
+    analysis = rules.judge(call("GetRole", resource_type="iam", error_code="AccessDenied"))
+    assert analysis.classification is Classification.NORMAL
+    assert analysis.reasons == ("GetRole failed (AccessDenied): nothing changed",)
 
 
 def test_a_read_only_call_is_normal() -> None:
@@ -307,8 +323,8 @@ def test_a_replay_keeps_its_class_but_goes_to_manual_review(value: str) -> None:
 @pytest.mark.parametrize(
     ("action", "resource_type", "resource_id"),
     [
-        ("DeleteFunction", "lambda", "billing"),
-        ("DeleteTable", "dynamodb", "Music"),
+        ("DeleteFunctionUrlConfig", "lambda", "billing"),
+        ("DeleteBackup", "dynamodb", "Music"),
         ("DeleteTransitGatewayVpcAttachment", "ec2", "tgw-attach-1"),
         ("TerminateEnvironment", "elasticbeanstalk", "prod"),
         ("RemoveRoleFromInstanceProfile", "iam", "web"),
@@ -326,7 +342,9 @@ def test_unknown_destruction_is_a_failure_to_notify(
 
 
 def test_an_unknown_mutation_is_normal_with_low_concern() -> None:
-    analysis = rules.judge(call("CreateBucket", resource_type="s3", resource_id="logs"))
+    analysis = rules.judge(
+        call("CreateEnvironment", resource_type="elasticbeanstalk", resource_id="prod")
+    )
     assert analysis.classification is Classification.NORMAL
     assert analysis.severity is Severity.LOW
     assert analysis.confidence < 0.8
@@ -336,17 +354,17 @@ def test_an_unknown_mutation_is_normal_with_low_concern() -> None:
 def test_an_event_kind_without_rules_is_recorded_only() -> None:
     event = NormalizedEvent(
         event_id="x",
-        source="aws.ecs",
-        detail_type="ECS Task State Change",
-        resource_type="ecs",
-        resource_id="cluster/task",
-        action="STOPPED",
+        source="aws.batch",
+        detail_type="Batch Job State Change",
+        resource_type="batch",
+        resource_id="job-1",
+        action="FAILED",
         time=datetime(2026, 11, 25, tzinfo=UTC),
     )
     analysis = rules.judge(event)
     assert analysis.classification is Classification.NORMAL
     assert analysis.plan == ()
-    assert "no rule for 'ECS Task State Change'" in analysis.reasons[0]
+    assert "no rule for 'Batch Job State Change'" in analysis.reasons[0]
 
 
 def test_reasons_never_carry_control_characters() -> None:
