@@ -31,7 +31,7 @@ from aiops_agent.domain.ports import (
 from aiops_agent.engine.clock import SystemClock
 from aiops_agent.engine.engine import Engine
 from aiops_agent.engine.planner import Planner
-from aiops_agent.engine.runner import CommandRunner, RunnerConfig
+from aiops_agent.engine.runner import CommandRunner
 from aiops_agent.intake.envelope import InvalidEvent, parse_event
 from aiops_agent.notify.sns import SnsNotifier
 from aiops_agent.obs.health import Health
@@ -118,7 +118,7 @@ def build_components(
         catalog=catalog,
         planner=planner,
         notifier=notifier,
-        config=RunnerConfig(),
+        config=settings.runner_config(),
     )
     engine = Engine(
         store=store,

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aiops_agent.domain.machine import Policy
 from aiops_agent.engine.planner import PlannerConfig
+from aiops_agent.engine.runner import RunnerConfig
 
 
 class SettingsError(Exception):
@@ -55,7 +56,10 @@ class Settings(BaseSettings):
     receive_wait_seconds: int = Field(default=20, ge=0, le=20)
     visibility_timeout_seconds: int = Field(default=120, ge=10, le=43200)
     sweep_seconds: float = Field(default=10, gt=0)
-    step_lease_seconds: float = Field(default=60, gt=0)
+    step_lease_seconds: float = Field(default=90, gt=0)
+    """How long a step is its worker's: a recovery step is given at most 90% of it, so no other
+    worker resumes a step still running; with the sweep period it bounds how soon a dead
+    replica's incident is resumed (90 s + 10 s < 2 min)."""
     verify_timeout_seconds: float = Field(default=600, gt=0)
     verify_interval_seconds: float = Field(default=10, gt=0)
     drain_seconds: float = Field(default=20, gt=0, le=28)
@@ -90,6 +94,12 @@ class Settings(BaseSettings):
             verify_interval=timedelta(seconds=self.verify_interval_seconds),
             review_timeout=timedelta(minutes=self.review_timeout_minutes),
             shadow=self.mode == "shadow",
+        )
+
+    def runner_config(self) -> RunnerConfig:
+        lease = self.step_lease_seconds
+        return RunnerConfig(
+            command_timeout=min(45.0, lease * 0.9), execute_timeout=min(80.0, lease * 0.9)
         )
 
     def planner_config(self) -> PlannerConfig:

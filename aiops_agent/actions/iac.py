@@ -113,6 +113,30 @@ class IacRestore(BaseAction[IacRestoreParams]):
     def project(self) -> str:
         return self.deps.codebuild_project
 
+    async def precheck(self, params: Mapping[str, Any]) -> str | None:
+        """An instance of an Auto Scaling group is the group's to replace, not Terraform's.
+
+        A scale-in's TerminateInstances call names Auto Scaling and is judged normal, but the
+        state-change events that follow name no one; the instance's tags still say who owned it.
+        """
+        p = self.parse(params)
+        if p.resource_type != "ec2":
+            return None
+        ec2 = await self.deps.clients.client("ec2", region=p.region)
+        try:
+            got = await ec2.describe_instances(InstanceIds=[p.resource_id])
+        except ClientError:
+            return None  # gone from the API: nothing says it was managed
+        for reservation in got.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                for tag in instance.get("Tags", []):
+                    if tag.get("Key") == "aws:autoscaling:groupName":
+                        return (
+                            f"instance {p.resource_id} belonged to Auto Scaling group "
+                            f"{tag.get('Value')}, which replaces its own instances"
+                        )
+        return None
+
     async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
         p = self.parse(params)
         env = [

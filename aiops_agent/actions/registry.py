@@ -127,6 +127,10 @@ class BaseAction(Generic[P]):
     async def verify(self, params: Mapping[str, Any], result: Mapping[str, Any]) -> CheckOutcome:
         raise NotImplementedError
 
+    async def precheck(self, params: Mapping[str, Any]) -> str | None:
+        """Why the action is not needed (None: it is). Default: always needed."""
+        return None
+
     async def dry_run(self, params: Mapping[str, Any]) -> str:
         raise NotImplementedError
 

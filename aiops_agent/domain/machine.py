@@ -226,9 +226,7 @@ def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy)
         inc = inc.model_copy(update={"recovery_actions": (*inc.recovery_actions, *records)})
         return _close(inc, now, S.NOTIFIED, f"shadow mode: would run {plan_text}")
     approved = inc.approved_by is not None
-    needs_approval = inc.approval_required or any(
-        s.params.get("requires_approval") for s in sig.steps
-    )
+    needs_approval = inc.approval_required or sig.requires_approval
     if needs_approval and not approved:
         return _await_review(
             inc,

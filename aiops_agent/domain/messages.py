@@ -52,6 +52,8 @@ class PlanReady(_Msg):
     kind: Literal["plan_ready"] = "plan_ready"
     command_id: str
     steps: tuple[PlanStep, ...]
+    requires_approval: bool = False
+    """An action of the plan is one the catalog says a person must approve."""
 
 
 class Suppressed(_Msg):

@@ -112,6 +112,9 @@ class Action(Protocol):
 
     async def dry_run(self, params: Mapping[str, Any]) -> str: ...
 
+    async def precheck(self, params: Mapping[str, Any]) -> str | None:
+        """Why this action is not needed right now (None: it is), read before planning it."""
+
 
 class ActionCatalog(Protocol):
     """What the engine needs of the action registry."""
@@ -121,6 +124,9 @@ class ActionCatalog(Protocol):
 
     def validate(self, step: PlanStep) -> PlanStep:
         """The step with its parameters checked; ValueError/KeyError if it is not runnable."""
+
+    def requires_approval(self, name: str) -> bool:
+        """Whether a person must approve this action before it runs, whatever the analysis."""
 
 
 class Clock(Protocol):

@@ -77,6 +77,9 @@ class Planner:
         steps = self._runnable(command.steps)
         if not steps:
             return PlanReady(command_id=command.id, steps=())
+        not_needed = await self._prechecks(steps)
+        if not_needed is not None:
+            return Suppressed(command_id=command.id, reason=f"not needed: {not_needed}")
         if incident.approved_by is None:
             refused = await self._breaker(incident, command)
             if refused is not None:
@@ -94,7 +97,23 @@ class Planner:
             return Suppressed(
                 command_id=command.id, reason=f"recovery already in progress: {holder}"
             )
-        return PlanReady(command_id=command.id, steps=tuple(steps))
+        return PlanReady(
+            command_id=command.id,
+            steps=tuple(steps),
+            requires_approval=any(self._catalog.requires_approval(s.action) for s in steps),
+        )
+
+    async def _prechecks(self, steps: list[PlanStep]) -> str | None:
+        """The first reason an action of the plan gives for not being needed, if any."""
+        for step in steps:
+            try:
+                reason = await self._catalog.get(step.action).precheck(step.params)
+            except Exception as exc:  # a failed look-up is no reason to skip a recovery
+                log.warning("plan.precheck_failed", action=step.action, error=repr(exc))
+                continue
+            if reason:
+                return reason
+        return None
 
     def _runnable(self, steps: tuple[PlanStep, ...]) -> list[PlanStep]:
         kept = []

@@ -38,6 +38,9 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class RunnerConfig:
     command_timeout: float = 45.0
+    execute_timeout: float = 80.0
+    """A recovery step may wait for the resource (a stop before a start): longer, but always
+    shorter than the step lease, so that no other worker resumes a step that is still running."""
 
 
 class CommandRunner:
@@ -57,7 +60,12 @@ class CommandRunner:
         self._config = config or RunnerConfig()
 
     async def run(self, incident: Incident, command: Command) -> Signal:
-        async with asyncio.timeout(self._config.command_timeout):
+        deadline = (
+            self._config.execute_timeout
+            if isinstance(command, ExecuteStep)
+            else self._config.command_timeout
+        )
+        async with asyncio.timeout(deadline):
             match command:
                 case Analyze():
                     return await self._analyze(incident, command)

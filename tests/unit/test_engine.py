@@ -73,6 +73,11 @@ class ScriptedAction:
     async def dry_run(self, params: Mapping[str, Any]) -> str:
         return "would start"
 
+    async def precheck(self, params: Mapping[str, Any]) -> str | None:
+        return self.not_needed
+
+    not_needed: str | None = None
+
 
 class Catalog:
     def __init__(self, action: ScriptedAction) -> None:
@@ -86,6 +91,11 @@ class Catalog:
     def validate(self, step: PlanStep) -> PlanStep:
         self.get(step.action)
         return step
+
+    def requires_approval(self, name: str) -> bool:
+        return self.approval
+
+    approval = False
 
 
 class FixedAnalyzer:
@@ -393,6 +403,23 @@ async def test_low_confidence_waits_for_approval_then_recovers() -> None:
     assert done is not None and done.workflow_state is S.COMPLETED
     assert done.approved_by == "alice"
     assert len(r.action.executed) == 1
+
+
+async def test_an_action_the_catalog_marks_for_approval_waits_for_a_person() -> None:
+    r = rig()
+    assert isinstance(r.engine._runner._catalog, Catalog)
+    r.engine._runner._catalog.approval = True
+    incident = await r.engine.handle_event(ev())
+    assert incident is not None and incident.workflow_state is S.AWAITING_APPROVAL
+    assert r.action.executed == []
+
+
+async def test_an_action_that_says_it_is_not_needed_is_not_run() -> None:
+    r = rig(ScriptedAction(not_needed="instance belonged to Auto Scaling group web"))
+    incident = await r.engine.handle_event(ev())
+    assert incident is not None and incident.workflow_state is S.SUPPRESSED
+    assert "Auto Scaling group web" in incident.timeline[-1].detail
+    assert r.action.executed == [] and r.notifier.sent == []
 
 
 async def test_two_resources_are_independent() -> None:
