@@ -181,7 +181,17 @@ async def bootstrap(
         report.add(f"dynamodb:{table}", created=outcome == "created")
 
     topic_arn = await _ensure_topic(clients, settings.sns_topic_arn, topic_name, report)
-    await _ensure_codebuild_project(clients, settings.codebuild_project, report)
+    try:
+        await _ensure_codebuild_project(clients, settings.codebuild_project, report)
+    except ClientError as exc:
+        if not _service_unavailable(exc):
+            raise
+        # LocalStack's community edition has no CodeBuild: everything else works, and IaC
+        # restores fail visibly (their step reports the missing project) instead of the
+        # whole stack refusing to start.
+        log.warning(
+            "bootstrap.codebuild_unavailable", project=settings.codebuild_project, error=str(exc)
+        )
 
     return BootstrapResult(
         queue_url=queue_url,
@@ -377,6 +387,18 @@ def _role_not_ready(exc: BaseException) -> bool:
     """CodeBuild refuses a role IAM has not propagated yet; that error is worth waiting out."""
     message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")).lower()
     return _code(exc) == "InvalidInputException" and "sts:assumerole" in message
+
+
+def _service_unavailable(exc: ClientError) -> bool:
+    """The endpoint does not offer the service at all (an emulator without it)."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    message = str(exc.response.get("Error", {}).get("Message", "")).lower()
+    return (
+        status == 501
+        or _code(exc) in {"InternalFailure", "NotImplemented", "NotImplementedException"}
+        or "not yet implemented" in message
+        or "pro feature" in message
+    )
 
 
 async def _ensure_codebuild_project(clients: AwsClients, project: str, report: _Report) -> None:
