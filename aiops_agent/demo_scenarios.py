@@ -222,13 +222,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         _prepare_lambda,
         _act_lambda,
         "function_name",
-        frozenset({"COMPLETED", "NOTIFIED"}),
+        frozenset({"COMPLETED"}),
     ),
     Scenario(
         "SSM parameter overwritten",
         _prepare_ssm,
         _act_ssm,
         "parameter",
-        frozenset({"COMPLETED", "NOTIFIED", "AWAITING_APPROVAL"}),
+        frozenset({"COMPLETED"}),
     ),
 )

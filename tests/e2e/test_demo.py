@@ -1,0 +1,35 @@
+"""`aiops-agent demo --json`: the README's first command, as a newcomer runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_demo_recovers_every_scenario_and_exits_0() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIOPS_", "AWS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "aiops_agent", "demo", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    incidents = json.loads(done.stdout)  # stdout carries only the JSON
+    by_type = sorted((i["resource_type"], i["workflow_state"]) for i in incidents)
+    assert by_type == [
+        ("ec2", "COMPLETED"),
+        ("ec2", "COMPLETED"),
+        ("lambda", "COMPLETED"),
+        ("ssm", "COMPLETED"),
+    ]
+    for incident in incidents:
+        assert incident["verification"]["status"] == "PASSED"
+        states = [entry["state"] for entry in incident["timeline"]]
+        assert states[0] == "ANALYZING" and "VERIFYING" in states and states[-1] == "COMPLETED"
+    terminated = [i for i in incidents if i["event"]["action"] == "TerminateInstances"]
+    assert len(terminated) == 1, "the CloudTrail call and the state change made one incident"
+    assert terminated[0]["related_event_ids"], "the state change joined the incident"
