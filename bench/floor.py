@@ -1,0 +1,153 @@
+"""The bare floor: the minimum AWS calls the pipeline's work needs, issued by a plain loop.
+
+Receive in batches of up to 10 (long polling), for each message the incident writes the daemon
+does for that outcome (the first one a conditional claim, `attribute_not_exists`; the others
+conditional on the version, of an item as large as the daemon's), then one `DeleteMessageBatch`.
+No reads, no coordination, no notification, no parsing beyond telling the outcome. Same
+concurrency as the daemon (10 messages in flight, a batch processed while the next is received).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bench.common import Kind
+
+FLOOR_CONCURRENCY = 10
+
+
+def floor_writes(calls_result: Mapping[str, Any] | None) -> dict[str, int]:
+    """Incident writes per event by outcome, as the daemon really does them (from calls.json).
+
+    A duplicate's minimum is one conditional claim that fails; a normal event writes nothing.
+    Without a calls result, the figures measured on 2026-11-25 stand in.
+    """
+    measured = {"normal": 0.0, "duplicate": 0.0, "recovered": 5.0, "review": 2.0}
+    if calls_result is not None:
+        for kind, figures in calls_result.get("outcomes", {}).items():
+            measured[kind] = float(figures.get("incident_puts_per_event", measured.get(kind, 0)))
+    writes = {kind: round(value) for kind, value in measured.items()}
+    writes["normal"] = 0
+    writes["duplicate"] = max(1, writes["duplicate"])
+    return writes
+
+
+def kind_of(body: str) -> Kind:
+    """The outcome of a benchmark event: all the floor needs to know about it."""
+    event = json.loads(body)
+    if event["detail"]["state"] == "running":
+        return "normal"
+    return "review" if "replay-name" in event else "recovered"
+
+
+@dataclass
+class FloorStats:
+    handled: int = 0
+    receives: int = 0
+    deletes: int = 0
+    puts: int = 0
+    claims_lost: int = 0
+    seen: set[str] = field(default_factory=set)
+
+
+class FloorLoop:
+    def __init__(
+        self,
+        sqs: Any,
+        ddb: Any,
+        queue_url: str,
+        table: str,
+        writes: Mapping[str, int],
+        doc_bytes: int = 2000,
+    ) -> None:
+        self._sqs = sqs
+        self._ddb = ddb
+        self._queue_url = queue_url
+        self._table = table
+        self._writes = writes
+        self._doc = "x" * doc_bytes
+        self.stats = FloorStats()
+        self._free = FLOOR_CONCURRENCY
+        self._capacity = asyncio.Condition()
+
+    def _item(self, incident_id: str, version: int, state: str) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        return {
+            "incident_id": {"S": incident_id},
+            "resource_type": {"S": "ec2"},
+            "resource_key": {"S": f"ec2:us-east-1:{incident_id}"},
+            "workflow_state": {"S": state},
+            "created_at": {"S": now},
+            "updated_at": {"S": now},
+            "version": {"N": str(version)},
+            "doc": {"S": self._doc},
+        }
+
+    async def _incident(self, body: str) -> None:
+        kind = kind_of(body)
+        count = self._writes.get(kind, 0)
+        incident_id = json.loads(body)["id"]
+        for version in range(1, count + 1):
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "attribute_not_exists(incident_id)"}
+                if version == 1
+                else {
+                    "ConditionExpression": "version = :v",
+                    "ExpressionAttributeValues": {":v": {"N": str(version - 1)}},
+                }
+            )
+            state = "COMPLETED" if version == count else "EXECUTING"
+            try:
+                async with asyncio.timeout(30):
+                    await self._ddb.put_item(
+                        TableName=self._table,
+                        Item=self._item(incident_id, version, state),
+                        **condition,
+                    )
+                self.stats.puts += 1
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                self.stats.puts += 1
+                self.stats.claims_lost += 1
+                return
+
+    async def _batch(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            await asyncio.gather(*(self._incident(m["Body"]) for m in messages))
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ]
+            async with asyncio.timeout(30):
+                await self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            self.stats.deletes += 1
+            self.stats.handled += len(messages)
+        finally:
+            async with self._capacity:
+                self._free += len(messages)
+                self._capacity.notify_all()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            while not stop.is_set():
+                async with self._capacity:
+                    while self._free == 0:
+                        await self._capacity.wait()
+                    slots = min(10, self._free)
+                async with asyncio.timeout(30):
+                    response = await self._sqs.receive_message(
+                        QueueUrl=self._queue_url, MaxNumberOfMessages=slots, WaitTimeSeconds=1
+                    )
+                self.stats.receives += 1
+                messages = response.get("Messages", [])
+                if messages:
+                    async with self._capacity:
+                        self._free -= len(messages)
+                    group.create_task(self._batch(messages))

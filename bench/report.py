@@ -1,0 +1,327 @@
+"""docs/BENCHMARKS.md, generated from bench/results/*.json: do not edit it by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import DOCS_FILE, RESULTS_DIR, read_result
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "**no**"
+        if isinstance(value, float):
+            return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return str(value).replace("|", "\\|")
+
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return out
+
+
+def _machine(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rows = []
+    for name, result in results.items():
+        m = result.get("machine", {})
+        rows.append(
+            [
+                name,
+                m.get("date"),
+                m.get("cpu_count"),
+                m.get("cpu_model"),
+                m.get("memory_mb"),
+                m.get("python"),
+                m.get("moto"),
+                m.get("load_average_1m"),
+            ]
+        )
+    platform = next(iter(results.values())).get("machine", {}).get("platform", "?")
+    return [
+        f"Platform: `{platform}`. One moto server process is the emulator for every AWS call. "
+        "`load 1m` is the machine's load average when the result was written: other work "
+        "sharing the two cores slows every absolute figure, not the calls per event.",
+        "",
+        *table(
+            ["result", "date (UTC)", "CPUs", "CPU", "RAM MiB", "Python", "moto", "load 1m"],
+            rows,
+        ),
+    ]
+
+
+def _targets(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rows: list[list[Any]] = []
+    if (p := results.get("pipeline")) is not None:
+        extra = round(p["daemon"]["aws_calls"] / max(1, p["floor"]["aws_calls"]), 1)
+        why = (
+            ""
+            if p["targets"]["met"]
+            else f"the daemon makes {extra}x the floor's AWS calls; see Pipeline throughput"
+        )
+        rows.append(
+            ["daemon / bare floor throughput", ">= 0.5", p["ratio"], p["targets"]["met"], why]
+        )
+    if (c := results.get("calls")) is not None:
+        t = c["targets"]
+        normal = c["outcomes"]["normal"]
+        met = t["normal_calls_per_event"] <= t["normal_calls_per_event_max"]
+        why = ""
+        if not met:
+            why = (
+                f"receives return {normal['messages_per_receive']} messages on average (the "
+                "long poll answers as soon as the first messages of a send land), and each "
+                "receive's batch is deleted with its own DeleteMessageBatch: 2 calls per "
+                "receive; see the calls section"
+            )
+        rows.append(["NORMAL calls per event", "<= 0.3", t["normal_calls_per_event"], met, why])
+        writes = t["normal_dynamodb_writes_per_event"]
+        rows.append(["NORMAL DynamoDB writes per event", "0", writes, writes == 0, ""])
+    if (m := results.get("memory")) is not None:
+        rows.append(["daemon peak RSS (MiB)", "< 120", m["rss_peak_mib"], m["targets"]["met"], ""])
+    return table(["target", "wanted", "measured", "met", "why not"], rows)
+
+
+def _pipeline(p: Mapping[str, Any]) -> list[str]:
+    d, f = p["daemon"], p["floor"]
+    return [
+        f"{p['events']} events ({_mix(p['mix'])}), at most {p['depth']} messages outstanding.",
+        "",
+        *table(
+            ["", "events/s", "seconds", "AWS calls", "calls/event", "all outcomes right"],
+            [
+                [
+                    "daemon",
+                    d["events_per_second"],
+                    d["seconds"],
+                    d["aws_calls"],
+                    round(d["aws_calls"] / d["events"], 2),
+                    d["outcomes_ok"],
+                ],
+                [
+                    "bare floor",
+                    f["events_per_second"],
+                    f["seconds"],
+                    f["aws_calls"],
+                    round(f["aws_calls"] / f["events"], 2),
+                    None,
+                ],
+            ],
+        ),
+        "",
+        f"Ratio daemon / floor: **{p['ratio']}**. Floor incident writes per outcome: "
+        f"{_mix(f['writes_per_outcome'])}.",
+        "",
+        f"Both sides issue AWS calls at about the same rate ({_rate(d)} calls/s for the daemon, "
+        f"{_rate(f)} for the floor): the emulator process is the bottleneck, and the ratio is "
+        "the ratio of calls per event. The daemon's calls beyond the floor's are its reads "
+        "(a GetItem before each claim, and per new incident GSI queries for an open or recent "
+        "incident of the resource and for its recovery history, which moto answers by "
+        "scanning the whole table, so they slow down as the table grows), the lease and "
+        "circuit-breaker writes in the patterns table, and one SNS publish per incident.",
+        "",
+        f"Method: {p['method']}",
+    ]
+
+
+def _rate(side: Mapping[str, Any]) -> float:
+    return round(side["aws_calls"] / side["seconds"], 1) if side["seconds"] else 0.0
+
+
+def _mix(mix: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in mix.items())
+
+
+def _calls(c: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for kind, o in c["outcomes"].items():
+        top = ", ".join(f"{op} {n:g}" for op, n in o["by_operation"].items())
+        rows.append(
+            [
+                kind,
+                o["calls_per_event"],
+                o["dynamodb_writes_per_event"],
+                o["messages_per_receive"],
+                o["log_bytes_per_event"],
+                o["outcome_ok"],
+                top,
+            ]
+        )
+    return [
+        *table(
+            [
+                "outcome",
+                "calls/event",
+                "DynamoDB writes/event",
+                "msgs/receive",
+                "log bytes/event",
+                "outcome right",
+                "calls by operation, per event",
+            ],
+            rows,
+        ),
+        "",
+        f"Method: {c['method']}",
+    ]
+
+
+def _latency(lat: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for run in lat["runs"]:
+        s = run["latency_s"]
+        q = run["queue_lag_s"]
+        rows.append(
+            [
+                run["rate_target"],
+                run["rate_sent"],
+                run["events"],
+                s.get("p50"),
+                s.get("p99"),
+                q.get("p50"),
+                q.get("p99"),
+                run["max_backlog"],
+                run["above_emulator_ceiling"],
+            ]
+        )
+    return [
+        *table(
+            [
+                "target/s",
+                "sent/s",
+                "events",
+                "p50 s",
+                "p99 s",
+                "queue lag p50 s",
+                "queue lag p99 s",
+                "max backlog",
+                "above emulator ceiling",
+            ],
+            rows,
+        ),
+        "",
+        lat["note"],
+        "",
+        f"Method: {lat['method']}",
+    ]
+
+
+def _memory(m: Mapping[str, Any]) -> list[str]:
+    return [
+        *table(
+            ["idle MiB", "after the run MiB", "peak MiB", "target MiB"],
+            [
+                [
+                    m["rss_idle_mib"],
+                    m["rss_after_mib"],
+                    m["rss_peak_mib"],
+                    m["targets"]["rss_max_mib"],
+                ]
+            ],
+        ),
+        "",
+        f"Method: {m['method']}",
+    ]
+
+
+def _cost(c: Mapping[str, Any]) -> list[str]:
+    scenarios = c["scenarios"]
+    names = list(scenarios)
+    items = [x["item"] for x in scenarios[names[0]]["lines"]]
+    rows: list[list[Any]] = []
+    for i, item in enumerate(items):
+        rows.append([item, *(scenarios[n]["lines"][i]["dollars"] for n in names)])
+    rows.append(["**total, $/month**", *(scenarios[n]["total_dollars_per_month"] for n in names)])
+    rows.append(
+        [
+            "seed's Logs Insights schedule (for comparison)",
+            *(scenarios[n]["seed_logs_insights_dollars"] for n in names),
+        ]
+    )
+    for key, label in (
+        ("events_dollars", "+ Bedrock analyzer on every event (AIOPS_ANALYZER=bedrock)"),
+        ("log_anomalies_dollars", "+ Bedrock on log anomalies only (ours)"),
+        ("seed_log_calls_dollars", "seed: Bedrock per log group per poll"),
+    ):
+        rows.append([label, *(scenarios[n]["with_bedrock_analyzer"][key] for n in names)])
+    events = [f"{n} ({scenarios[n]['events_per_day']:,.0f} events/day)" for n in names]
+    return [
+        *table(["$ per month", *events], rows),
+        "",
+        f"Assumptions: {c['volume_notes']}",
+        "",
+        f"Prices: {c['price_notes']} " + ", ".join(f"{k} ${v}" for k, v in c["prices"].items()),
+    ]
+
+
+def _generic(result: Mapping[str, Any]) -> list[str]:
+    """Another module's result: its own `summary`/`markdown` if it has one, else its scalars."""
+    for key in ("markdown", "summary_markdown"):
+        if isinstance(result.get(key), str):
+            return [str(result[key])]
+    shown = {
+        k: v
+        for k, v in result.items()
+        if k not in ("machine", "benchmark") and not isinstance(v, dict | list)
+    }
+    extra = result.get("summary")
+    if isinstance(extra, dict):
+        shown.update({k: v for k, v in extra.items() if not isinstance(v, dict | list)})
+    if not shown:
+        return ["See the result file."]
+    return table(["figure", "value"], [[k, v] for k, v in shown.items()])
+
+
+SECTIONS = (
+    ("pipeline", "Pipeline throughput", _pipeline),
+    ("calls", "AWS API calls per event, by outcome", _calls),
+    ("latency", "End-to-end latency", _latency),
+    ("memory", "Memory", _memory),
+    ("cost", "Cost model", _cost),
+)
+OTHERS = (
+    ("logmining", "Log template mining"),
+    ("detect", "Anomaly detection"),
+    ("logscan_cost", "Log scan cost"),
+)
+
+
+def render(directory: Path = RESULTS_DIR) -> str:
+    results: dict[str, dict[str, Any]] = {}
+    for name in [s[0] for s in SECTIONS] + [o[0] for o in OTHERS]:
+        found = read_result(name, directory)
+        if found is not None:
+            results[name] = found
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m bench` (or `make bench`) from `bench/results/*.json`; do not",
+        "edit by hand. The emulator (moto) is the bottleneck of every throughput figure here,",
+        "so compare the daemon with the bare floor measured beside it, not with real AWS.",
+        "",
+    ]
+    if not results:
+        return "\n".join([*lines, "No results yet: run `python -m bench`.", ""])
+    lines += ["## Machine", "", *_machine(results), "", "## Targets", "", *_targets(results), ""]
+    for name, title, render_section in SECTIONS:
+        if name in results:
+            lines += [f"## {title}", "", *render_section(results[name]), ""]
+    for name, title in OTHERS:
+        if name in results:
+            lines += [
+                f"## {title}",
+                "",
+                *_generic(results[name]),
+                "",
+                f"Details: `bench/results/{name}.json`.",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def write_report(path: Path = DOCS_FILE, directory: Path = RESULTS_DIR) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(directory))
+    return path

@@ -1,0 +1,107 @@
+"""The cost model's arithmetic and the floor's write counts (no benchmark is run here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.calls import item_size, phase_figures
+from bench.cost import (
+    PRICES,
+    VOLUME,
+    daily_operations,
+    model,
+    monthly_lines,
+    outcome_mix,
+    write_units,
+)
+from bench.floor import floor_writes, kind_of
+
+CALLS: dict[str, Any] = {
+    "outcomes": {
+        "normal": {
+            "by_operation": {"sqs:ReceiveMessage": 0.1, "sqs:DeleteMessageBatch": 0.1},
+            "log_bytes_per_event": 300,
+            "incident_puts_per_event": 0.0,
+        },
+        "duplicate": {"by_operation": {"dynamodb:GetItem": 1.0}, "incident_puts_per_event": 0.0},
+        "recovered": {
+            "by_operation": {"dynamodb:PutItem": 5.0, "sns:Publish": 1.0},
+            "incident_puts_per_event": 5.0,
+        },
+        "review": {"by_operation": {"dynamodb:PutItem": 2.0}, "incident_puts_per_event": 2.0},
+    },
+    "incident_item_sizes": {"COMPLETED": {"mean_bytes": 2600}},
+}
+
+
+def test_outcome_mix_leaves_the_rest_normal() -> None:
+    mix = outcome_mix(VOLUME)
+    assert sum(mix.values()) == VOLUME["events_per_day"]
+    assert mix["normal"] == 10_000 - 50 - 5 - 100
+
+
+def test_daily_operations_weight_per_event_calls_by_the_mix() -> None:
+    ops = daily_operations(CALLS["outcomes"], {"normal": 1000, "recovered": 10})
+    assert ops["sqs:ReceiveMessage"] == pytest.approx(100)
+    assert ops["dynamodb:PutItem"] == pytest.approx(50)
+    assert "dynamodb:GetItem" not in ops
+
+
+def test_write_units_round_up_per_kb_and_count_index_copies() -> None:
+    assert write_units(1024, 1) == 1
+    assert write_units(1025, 1) == 2
+    assert write_units(2600, 4) == 12
+
+
+def test_monthly_lines_price_sns_and_scale_with_volume() -> None:
+    one = {x["item"]: x for x in monthly_lines(CALLS, VOLUME, PRICES, 1)}
+    hundred = {x["item"]: x for x in monthly_lines(CALLS, VOLUME, PRICES, 100)}
+    publishes = VOLUME["recoveries_per_day"] * 30.4
+    assert one["SNS publishes"]["quantity_per_month"] == pytest.approx(publishes)
+    assert one["SNS publishes"]["dollars"] == pytest.approx(publishes * 0.5 / 1e6, abs=1e-4)
+    assert hundred["SNS publishes"]["quantity_per_month"] == pytest.approx(100 * publishes)
+    # Replicas are not scaled: the compute bill stays.
+    assert hundred["Fargate vCPU"]["dollars"] == one["Fargate vCPU"]["dollars"]
+    assert one["Logs Insights scanned"]["quantity_per_month"] == pytest.approx(10 * 1.02 * 30.4)
+
+
+def test_model_states_prices_and_assumptions() -> None:
+    result = model(CALLS)
+    assert result["prices"]["sqs_per_million_requests"] == 0.40
+    assert set(result["scenarios"]) == {"1x", "100x"}
+    one, hundred = result["scenarios"]["1x"], result["scenarios"]["100x"]
+    assert hundred["total_dollars_per_month"] > one["total_dollars_per_month"] > 0
+    assert one["seed_logs_insights_dollars"] == pytest.approx(10 * 12 * 30.4 * 0.005, rel=1e-3)
+    assert one["with_bedrock_analyzer"]["input_tokens_per_call"] > 0
+
+
+def test_phase_figures_amortize_receives_and_count_writes() -> None:
+    figures = phase_figures(
+        {"sqs:ReceiveMessage": 10, "sqs:DeleteMessageBatch": 10, "dynamodb:UpdateItem": 4}, 100
+    )
+    assert figures["calls_per_event"] == pytest.approx(0.24)
+    assert figures["dynamodb_writes_per_event"] == pytest.approx(0.04)
+    assert figures["messages_per_receive"] == 10
+    with pytest.raises(ValueError):
+        phase_figures({}, 0)
+
+
+def test_item_size_counts_names_and_values() -> None:
+    assert item_size({"id": {"S": "abc"}, "v": {"N": "12"}}) == 2 + 3 + 1 + 2
+
+
+def test_floor_writes_follow_the_daemons_puts() -> None:
+    assert floor_writes(CALLS) == {"normal": 0, "duplicate": 1, "recovered": 5, "review": 2}
+    assert floor_writes(None)["recovered"] == 5
+
+
+def test_floor_tells_outcomes_from_bodies() -> None:
+    from bench.common import homogeneous
+
+    assert [kind_of(homogeneous(k, 1)[0].body) for k in ("normal", "recovered", "review")] == [
+        "normal",
+        "recovered",
+        "review",
+    ]
