@@ -160,7 +160,8 @@ def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> R
     ev = sig.event
     if ev.event_id == inc.event_id or ev.event_id in inc.related_event_ids:
         return inc, []
-    detail = f"related event joined: {ev.detail_type}: {ev.action}"
+    kind = "resolved" if ev.details.get("resolves") else "related event joined"
+    detail = f"{kind}: {ev.detail_type}: {ev.action}"
     return _note(inc, now, detail, related_event_ids=(*inc.related_event_ids, ev.event_id)), []
 
 

@@ -139,6 +139,8 @@ class Engine:
             if cls is Classification.NORMAL:
                 log.info("event.normal", action=event.action, reasons=list(incident.reasons))
                 self._metrics.incident_closed(WorkflowState.IGNORED.value, event.resource_type, 0)
+                if event.details.get("resolves"):
+                    return await self._note_resolution(event)
                 return None
         async with self._locks.hold(event.resource_key):
             # Only the look-up and the create hold the lock: a second event about this resource
@@ -166,6 +168,18 @@ class Engine:
         )
         self._observe_transition(WorkflowState.RECEIVED, incident)
         return await self._drive(incident)
+
+    async def _note_resolution(self, event: NormalizedEvent) -> Incident | None:
+        """An alarm back to OK (a Health event closed): say so on what it raised, if anything."""
+        raised = await self._store.open_for_resource(event.resource_key)
+        if raised is None:
+            since = self._clock.now() - self._correlation_window
+            recent = await self._store.recent_for_resource(event.resource_key, since)
+            raised = recent[0] if recent else None
+        if raised is None:
+            return None
+        noted, _ = await self._apply_with_retry(raised, RelatedEvent(event=event))
+        return noted
 
     async def _correlate(self, event: NormalizedEvent) -> Incident | None:
         """The incident this event belongs to, if any: one event fan-out, one incident.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from aiops_agent.analysis.rules import RulesAnalyzer
 from aiops_agent.domain.machine import Policy
 from aiops_agent.domain.messages import Approved
 from aiops_agent.domain.models import (
@@ -23,6 +25,7 @@ from aiops_agent.domain.ports import Action, CheckOutcome, CheckStatus, StepOutc
 from aiops_agent.engine.engine import Engine
 from aiops_agent.engine.planner import Planner, PlannerConfig
 from aiops_agent.engine.runner import CommandRunner, RunnerConfig
+from aiops_agent.intake.envelope import parse_event
 from aiops_agent.obs.health import Health
 from aiops_agent.obs.metrics import Metrics
 from aiops_agent.sources.sweeper import Sweeper
@@ -420,6 +423,36 @@ async def test_an_action_that_says_it_is_not_needed_is_not_run() -> None:
     assert incident is not None and incident.workflow_state is S.SUPPRESSED
     assert "Auto Scaling group web" in incident.timeline[-1].detail
     assert r.action.executed == [] and r.notifier.sent == []
+
+
+async def test_an_alarm_back_to_ok_is_noted_on_the_incident_it_raised() -> None:
+    alarm = {
+        "version": "0",
+        "id": "alarm-1",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "time": "2026-11-25T12:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:api-errors"],
+        "detail": {
+            "alarmName": "api-errors",
+            "state": {"value": "ALARM", "reason": "Threshold Crossed"},
+            "previousState": {"value": "OK", "reason": "ok"},
+        },
+    }
+    back = json.loads(json.dumps(alarm))
+    back["id"] = "alarm-2"
+    back["detail"]["state"]["value"], back["detail"]["previousState"]["value"] = "OK", "ALARM"
+    r = rig(analyzer=RulesAnalyzer())
+    (raised_event,) = parse_event(json.dumps(alarm))
+    raised = await r.engine.handle_event(raised_event)
+    assert raised is not None and raised.workflow_state is S.NOTIFIED
+    r.clock.advance(120)
+    (ok_event,) = parse_event(json.dumps(back))
+    noted = await r.engine.handle_event(ok_event)
+    assert noted is not None and noted.incident_id == raised.incident_id
+    assert noted.timeline[-1].detail.startswith("resolved: CloudWatch Alarm State Change")
+    assert len(await r.store.list_incidents()) == 1
 
 
 async def test_two_resources_are_independent() -> None:
