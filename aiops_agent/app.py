@@ -33,6 +33,7 @@ from aiops_agent.engine.engine import Engine
 from aiops_agent.engine.planner import Planner
 from aiops_agent.engine.runner import CommandRunner
 from aiops_agent.intake.envelope import InvalidEvent, parse_event
+from aiops_agent.logs import LogAnalyzer
 from aiops_agent.notify.sns import SnsNotifier
 from aiops_agent.obs.health import Health
 from aiops_agent.obs.http import start_http_server
@@ -226,6 +227,16 @@ async def run_daemon(
                 group.create_task(_mark_draining_on(stop, parts.health))
                 group.create_task(consumer.run(stop))
                 group.create_task(sweeper.run(stop))
+                log_analyzer = LogAnalyzer(
+                    settings,
+                    clients,
+                    None,
+                    parts.notifier,
+                    metrics,
+                    parts.health,
+                    parts.clock,
+                )
+                group.create_task(log_analyzer.run(stop))
     finally:
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):

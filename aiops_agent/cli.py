@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("event_file", metavar="EVENT.json")
     send.add_argument("--via-eventbridge", action="store_true", help="through PutEvents")
 
+    logs = sub.add_parser("logs", help="offline log analysis")
+    lsub = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
+    mine = lsub.add_parser("mine", help="template mining of a log file")
+    mine.add_argument("file", metavar="FILE")
+    mine.add_argument("--jsonl", action="store_true", help="one JSON object per input line")
+
+    detect = sub.add_parser("detect", help="the log analyzer's anomaly detector over a CSV")
+    detect.add_argument("file", metavar="SERIES.csv")
+    detect.add_argument("--jsonl", action="store_true", help="one JSON object per input row")
+
     incidents = sub.add_parser("incidents", help="read and answer the incident store")
     isub = incidents.add_subparsers(dest="incidents_command", required=True, metavar="ACTION")
     listing = isub.add_parser("list", help="incidents, newest first")
@@ -72,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    wants_json = bool(getattr(args, "json", False))
+    wants_json = bool(getattr(args, "json", False) or getattr(args, "jsonl", False))
     from aiops_agent.obs.logs import configure_logging
 
     try:
@@ -89,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, settings, wants_json)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) -> int:
@@ -123,6 +138,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
             )
         case "incidents":
             return asyncio.run(_incidents(args, settings, wants_json))
+        case "logs":
+            from aiops_agent.logs_cli import logs_mine
+
+            return logs_mine(Path(args.file), args.jsonl)
+        case "detect":
+            from aiops_agent.logs_cli import detect
+
+            return detect(Path(args.file), args.jsonl)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 

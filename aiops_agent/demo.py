@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aiops_agent.analysis.fake_bedrock import FakeBedrock
@@ -25,10 +26,12 @@ from aiops_agent.demo_iac import play_terraform
 from aiops_agent.demo_scenarios import SCENARIOS, Scenario
 from aiops_agent.domain.models import Incident
 from aiops_agent.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
+from aiops_agent.logs import demo_log_spike
 from aiops_agent.render import incident_timeline
 from aiops_agent.settings import Settings
 
 DEADLINE_S = 90.0
+DEMO_LOG_GROUP = "/aiops/demo/payments-api"
 
 
 def _say(message: str, as_json: bool) -> None:
@@ -72,6 +75,8 @@ async def _run(
             verify_interval_seconds=1,
             verify_timeout_seconds=60,
             aws_max_attempts=2,
+            log_groups=[DEMO_LOG_GROUP],
+            log_poll_seconds=2,
             analyzer=analyzer,
             bedrock_endpoint_url=model_url,
         )
@@ -119,9 +124,12 @@ async def _tour(
         response = await events.put_events(Entries=entries)
         if response.get("FailedEntryCount"):
             raise RuntimeError(f"PutEvents failed: {response['Entries']}")
+    _say("scenario: log error spike (a never-seen error shape, 25 times in one window)", as_json)
+    await demo_log_spike(clients, DEMO_LOG_GROUP, window_seconds=settings.log_poll_seconds)
     expected = {scenario.resource_id(resources): scenario for scenario, resources in prepared}
     incidents = await _wait_for_incidents(clients, settings, set(expected))
-    notifications = await _drain_inbox(clients, inbox)
+    notifications = await _collect_inbox(clients, inbox, until=lambda n: _proactive(n) > 0)
+    proactive = _proactive(notifications)
     ok = True
     for incident in sorted(incidents, key=lambda i: i.created_at):
         scenario = expected[incident.resource_id]
@@ -133,15 +141,27 @@ async def _tour(
         for incident in sorted(incidents, key=lambda i: i.created_at):
             print()
             print(incident_timeline(incident))
+        for subject, message in notifications:
+            if "PROACTIVE" in subject:
+                print()
+                print(subject)
+                print(message)
         print()
         print(
-            f"{len(incidents)} incidents, {notifications} SNS notifications delivered, "
+            f"{len(incidents)} incidents, {proactive} proactive log alert(s), "
+            f"{len(notifications)} SNS notifications delivered, "
             f"{time.monotonic() - started:.1f}s"
         )
     missing = set(expected) - {i.resource_id for i in incidents}
     for resource_id in sorted(missing):
         _say(f"demo: no terminal incident for {resource_id}", True)
-    return 0 if ok and not missing else 1
+    if proactive != 1:
+        _say(f"demo: expected one proactive log alert, got {proactive}", True)
+    return 0 if ok and not missing and proactive == 1 else 1
+
+
+def _proactive(notifications: list[tuple[str, str]]) -> int:
+    return sum(1 for subject, _ in notifications if "PROACTIVE" in subject)
 
 
 async def _wait_for_incidents(
@@ -175,23 +195,35 @@ async def _subscribe_inbox(clients: AwsClients, topic_arn: str) -> str:
     return str(url)
 
 
-async def _drain_inbox(clients: AwsClients, url: str) -> int:
+async def _collect_inbox(
+    clients: AwsClients,
+    url: str,
+    until: Callable[[list[tuple[str, str]]], bool],
+    within: float = 30.0,
+) -> list[tuple[str, str]]:
+    """(subject, message) of every notification delivered, until `until` holds and it is quiet."""
     sqs = await clients.client("sqs")
-    count = 0
-    while True:
+    received: list[tuple[str, str]] = []
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         got: dict[str, Any] = await sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
         )
         messages = got.get("Messages", [])
-        if not messages:
-            return count
-        count += len(messages)
-        await sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+        if not messages and until(received):
+            break
+        for message in messages:
+            body = json.loads(message["Body"])
+            received.append((str(body.get("Subject", "")), str(body.get("Message", ""))))
+        if messages:
+            await sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+    return received
 
 
 async def _wait_for_interrupt(endpoint: str, http_port: list[int], as_json: bool) -> None:

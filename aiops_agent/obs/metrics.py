@@ -328,7 +328,7 @@ class Metrics:
         # -- proactive log analysis ----------------------------------------------------------------
         self.log_windows = Counter(
             "log_windows_analyzed",
-            "Log windows analyzed, by outcome (ok, empty, timeout, error).",
+            "Log windows analyzed, by outcome (ok, empty, timeout, error, budget).",
             ["outcome"],
             namespace=NAMESPACE,
             registry=reg,

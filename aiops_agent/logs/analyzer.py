@@ -1,0 +1,397 @@
+"""The proactive log analyzer loop: every `AIOPS_LOG_POLL_SECONDS`, for each log group it holds
+the lease of, analyze the windows that are complete since its watermark.
+
+One window, `[start, start + period)`:
+1. count problem messages server-side (Insights) or client-side (FilterLogEvents), in three
+   disjoint spans: the overlap before the window (late arrivals, de-duplicated against the counts
+   the previous window stored), the body, and the tail (whose counts the next window needs);
+   disjoint spans scan each byte once;
+2. mine the messages into templates and update each template's detector with its count;
+3. commit the watermark (conditional: the window is analyzed once), save the templates;
+4. only anomalies are assessed; above `AIOPS_FAILURE_PROBABILITY_THRESHOLD` one proactive alert
+   per window goes to SNS, and each template alerts at most once per suppression window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+from botocore.exceptions import ClientError
+
+from aiops_agent.aws.clients import AwsClients
+from aiops_agent.domain.ports import ConflictError, Notifier
+from aiops_agent.logs.analysis import Anomaly, alert_text, assess
+from aiops_agent.logs.detector import Detector, DetectorConfig, SeriesState
+from aiops_agent.logs.groups import resolve_groups
+from aiops_agent.logs.mining import TemplateMiner
+from aiops_agent.logs.queries import (
+    FilterEventsSource,
+    InsightsSource,
+    LogSource,
+    QueryFailed,
+    QueryTimeout,
+    WindowCounts,
+)
+from aiops_agent.logs.state import PatternStore, TemplateRecord, WindowMark
+from aiops_agent.logs.windows import due_windows, first_window_start, late_arrivals, tail_counts
+from aiops_agent.obs.health import Health
+from aiops_agent.obs.metrics import Metrics
+from aiops_agent.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+LOOP_NAME = "log_analyzer"
+BEAT_EVERY_S = 15.0
+
+
+class Clock(Protocol):
+    """The clock port (`aiops_agent.engine.clock.SystemClock` fits)."""
+
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    min_count: int = 5
+    """A window count below this is never an anomaly (0 -> 1 is not a spike)."""
+    group_min_windows: int = 12
+    """Windows a group must have before a new template can alert (warm-up learns templates)."""
+    backfill_windows: int = 24
+    """Where a group's first watermark starts, in windows before now."""
+    max_windows_per_cycle: int = 12
+    suppression_s: float = 3600.0
+    """A template alerts at most once per this many seconds."""
+    daily_scan_budget_bytes: float = 50 * 2**30
+    """Per replica; windows past the budget are skipped (outcome `budget`) until the next day."""
+    max_groups_in_flight: int = 4
+
+    def __post_init__(self) -> None:
+        if self.backfill_windows < 1 or self.max_windows_per_cycle < 1 or self.min_count < 1:
+            raise ValueError("backfill_windows, max_windows_per_cycle and min_count must be >= 1")
+
+
+class ScanBudget:
+    def __init__(self, per_day: float) -> None:
+        self.per_day = per_day
+        self._day = ""
+        self.used = 0.0
+
+    def _roll(self, now: datetime) -> None:
+        day = now.strftime("%Y-%m-%d")
+        if day != self._day:
+            self._day, self.used = day, 0.0
+
+    def allows(self, now: datetime) -> bool:
+        self._roll(now)
+        return self.used < self.per_day
+
+    def spend(self, now: datetime, nbytes: float) -> None:
+        self._roll(now)
+        self.used += nbytes
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class LogAnalyzer:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients,
+        patterns: PatternStore | None,
+        notifier: Notifier,
+        metrics: Metrics,
+        health: Health,
+        clock: Clock,
+        *,
+        source: LogSource | None = None,
+        config: AnalyzerConfig | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clients = clients
+        self._patterns = patterns or PatternStore(clients, settings.patterns_table)
+        self._notifier = notifier
+        self._metrics = metrics
+        self._health = health
+        self._clock = clock
+        self.config = config or AnalyzerConfig(
+            detector=DetectorConfig(threshold=settings.anomaly_threshold)
+        )
+        if source is None:
+            # The emulators' Insights ignore filter and stats: count through FilterLogEvents.
+            emulated = settings.aws_endpoint_url is not None
+            source = FilterEventsSource(clients) if emulated else InsightsSource(clients)
+        self._source = source
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._detector = Detector(self.config.detector)
+        self._miners: dict[str, TemplateMiner] = {}
+        self._budget = ScanBudget(self.config.daily_scan_budget_bytes)
+        self._held: set[str] = set()
+        self.period_ms = max(1, int(settings.log_poll_seconds * 1000))
+        self.overlap_ms = min(30_000, self.period_ms // 10)
+        self.settle_ms = min(30_000, self.period_ms // 5)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self._settings.log_groups:
+            log.info("logs.analyzer_idle", reason="no AIOPS_LOG_GROUPS")
+            return
+        self._health.register_loop(LOOP_NAME, max(120.0, 4 * BEAT_EVERY_S))
+        try:
+            while not stop.is_set():
+                self._health.beat(LOOP_NAME)
+                try:
+                    await self.run_once()
+                except Exception:
+                    log.exception("logs.cycle_failed")
+                await self._wait(stop, self._settings.log_poll_seconds)
+        finally:
+            self._health.unregister_loop(LOOP_NAME)
+            for group in sorted(self._held):
+                try:
+                    await asyncio.wait_for(self._patterns.release_lease(group, self.owner), 5)
+                except Exception as exc:
+                    log.warning("logs.lease_release_failed", log_group=group, error=str(exc))
+
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while not stop.is_set():
+            left = until - loop.time()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), min(left, BEAT_EVERY_S))
+            except TimeoutError:
+                self._health.beat(LOOP_NAME)
+
+    async def run_once(self) -> int:
+        """One cycle over every configured group; returns the alerts sent."""
+        groups = await resolve_groups(self._clients, self._settings.log_groups)
+        slots = asyncio.Semaphore(self.config.max_groups_in_flight)
+        sent: list[int] = []
+
+        async def one(group: str, label: str) -> None:
+            async with slots:
+                try:
+                    sent.append(await self.analyze_group(group, label))
+                except Exception as exc:
+                    self._metrics.log_windows.labels(outcome="error").inc()
+                    log.warning("logs.group_failed", log_group=group, error=repr(exc))
+
+        async with asyncio.TaskGroup() as tasks:
+            for group, label in groups:
+                tasks.create_task(one(group, label))
+        return sum(sent)
+
+    # -- one group -----------------------------------------------------------------------------
+
+    async def analyze_group(self, group: str, label: str | None = None) -> int:
+        """Analyze the group's complete windows (if we hold its lease); returns alerts sent."""
+        label = label or group
+        now = self._clock.now()
+        lease_s = 3 * self._settings.log_poll_seconds + 60
+        if not await self._patterns.acquire_lease(group, self.owner, lease_s, _ms(now)):
+            self._held.discard(group)
+            return 0
+        self._held.add(group)
+        mark, records = await self._patterns.load(group)
+        miner = self._miners.setdefault(group, TemplateMiner())
+        for rec in records.values():
+            miner.seed(rec.template_id, rec.template)
+        period = self.period_ms
+        horizon = _ms(now) - self.settle_ms
+        first = mark.watermark_ms
+        if first is None:
+            first = first_window_start(horizon, period, self.config.backfill_windows)
+        alerts = 0
+        for start, end in due_windows(first, horizon, period, self.config.max_windows_per_cycle):
+            if not self._budget.allows(self._clock.now()):
+                self._metrics.log_windows.labels(outcome="budget").inc()
+                log.warning("logs.scan_budget_exhausted", used=self._budget.used)
+                break
+            try:
+                mark, sent = await self._window(group, label, mark, records, start, end)
+            except (QueryTimeout, QueryFailed) as exc:
+                self._metrics.log_windows.labels(outcome="timeout").inc()
+                log.warning("logs.window_query_failed", log_group=group, error=str(exc))
+                break
+            except ConflictError:
+                log.info("logs.window_taken", log_group=group, window_start=start)
+                break
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+                log.info("logs.group_missing", log_group=group)  # not created yet: no watermark
+                break
+            alerts += sent
+            self._health.beat(LOOP_NAME)
+        self._metrics.log_templates.labels(log_group=label).set(len(records))
+        return alerts
+
+    async def _fetch(self, group: str, start: int, end: int) -> WindowCounts:
+        if end <= start:
+            return WindowCounts()
+        counts = await self._source.count(group, start, end)
+        self._metrics.log_bytes_scanned.inc(counts.bytes_scanned)
+        self._budget.spend(self._clock.now(), counts.bytes_scanned)
+        if counts.truncated:
+            log.warning("logs.window_truncated", log_group=group, start_ms=start, end_ms=end)
+        return counts
+
+    async def _window(
+        self,
+        group: str,
+        label: str,
+        mark: WindowMark,
+        records: dict[str, TemplateRecord],
+        start: int,
+        end: int,
+    ) -> tuple[WindowMark, int]:
+        overlap = self.overlap_ms
+        messages: Counter[str] = Counter()
+        if mark.watermark_ms is not None and overlap:
+            late = await self._fetch(group, start - overlap, start)
+            messages.update(late_arrivals(late.counts, mark.tail))
+        body = await self._fetch(group, start, end - overlap)
+        tail = await self._fetch(group, end - overlap, end)
+        messages.update(body.counts)
+        messages.update(tail.counts)
+
+        miner = self._miners.setdefault(group, TemplateMiner())
+        per_template: Counter[str] = Counter()
+        for message, n in messages.items():
+            cluster = miner.add(message)
+            cluster.size += n - 1
+            per_template[cluster.template_id] += n
+
+        anomalies = self._detect(group, mark, records, miner, per_template, end)
+        new_mark = WindowMark(
+            watermark_ms=end,
+            tail=tail_counts(tail.counts),
+            windows=mark.windows + 1,
+        )
+        await self._patterns.commit_window(group, mark, new_mark)
+        await self._patterns.save_templates(group, records)
+        outcome = "ok" if messages else "empty"
+        self._metrics.log_windows.labels(outcome=outcome).inc()
+        sent = await self._maybe_alert(group, label, records, anomalies, start, end)
+        return new_mark, sent
+
+    def _detect(
+        self,
+        group: str,
+        mark: WindowMark,
+        records: dict[str, TemplateRecord],
+        miner: TemplateMiner,
+        per_template: Counter[str],
+        end: int,
+    ) -> list[Anomaly]:
+        cfg = self.config
+        warmed = mark.windows >= cfg.group_min_windows
+        founded = {tid for tid in per_template if tid not in records}
+        for tid in founded:
+            records[tid] = TemplateRecord(tid, miner.clusters[tid].template, {}, 0, end)
+        anomalies: list[Anomaly] = []
+        for tid, rec in records.items():
+            count = per_template.get(tid, 0)
+            cluster = miner.clusters.get(tid)
+            if cluster is not None:
+                rec.template = cluster.template
+            state = self._state_of(rec)
+            verdict = self._detector.update(state, count)
+            rec.detector = state.to_item()
+            if count:
+                rec.last_seen_ms = end
+            if tid in founded:
+                if warmed and count >= cfg.min_count:
+                    anomalies.append(
+                        Anomaly(group, tid, rec.template, "new_template", count, 0, 0, 0, 0.0)
+                    )
+                    self._metrics.log_anomalies.labels(kind="new_template").inc()
+            elif verdict.anomaly and verdict.score > 0 and count >= cfg.min_count:
+                anomalies.append(
+                    Anomaly(
+                        group,
+                        tid,
+                        rec.template,
+                        "spike",
+                        count,
+                        verdict.median,
+                        verdict.upper,
+                        len(state.values) - 1,
+                        verdict.score,
+                    )
+                )
+                self._metrics.log_anomalies.labels(kind="spike").inc()
+        return anomalies
+
+    def _state_of(self, rec: TemplateRecord | None) -> SeriesState:
+        if rec is None or not rec.detector:
+            return self._detector.new_state()
+        return SeriesState.from_item(rec.detector, self.config.detector.history)
+
+    async def _maybe_alert(
+        self,
+        group: str,
+        label: str,
+        records: dict[str, TemplateRecord],
+        anomalies: list[Anomaly],
+        start: int,
+        end: int,
+    ) -> int:
+        cfg = self.config
+        now_ms = _ms(self._clock.now())
+        fresh = [
+            a
+            for a in anomalies
+            if now_ms - records[a.template_id].last_alert_ms >= cfg.suppression_s * 1000
+        ]
+        result = assess(fresh, cfg.min_count)
+        self._metrics.failure_probability.labels(log_group=label).set(result.failure_probability)
+        if not fresh or result.failure_probability < self._settings.failure_probability_threshold:
+            if anomalies:
+                log.info(
+                    "logs.anomalies_below_threshold",
+                    log_group=group,
+                    anomalies=len(anomalies),
+                    suppressed=len(anomalies) - len(fresh),
+                    failure_probability=result.failure_probability,
+                )
+            return 0
+        subject, message = alert_text(group, start, end, fresh, result)
+        await self._notifier.publish(
+            subject,
+            message,
+            {
+                "kind": "proactive_log_alert",
+                "log_group": group[:200],
+                "failure_probability": f"{result.failure_probability:.2f}",
+                "urgency": result.urgency,
+            },
+        )
+        self._metrics.proactive_alerts.inc()
+        for a in fresh:
+            records[a.template_id].last_alert_ms = now_ms
+        await self._patterns.save_templates(
+            group, {a.template_id: records[a.template_id] for a in fresh}
+        )
+        log.info(
+            "logs.proactive_alert",
+            log_group=group,
+            failure_probability=result.failure_probability,
+            templates=[a.template_id for a in fresh],
+        )
+        return 1

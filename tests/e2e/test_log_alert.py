@@ -1,0 +1,101 @@
+"""Done means: a normal log stream, then an error spike -> exactly one proactive alert in a queue
+subscribed to the SNS topic. The LogAnalyzer is built directly, with 1-second windows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiops_agent.aws.clients import AwsClients
+from aiops_agent.logs import AnalyzerConfig, LogAnalyzer, demo_log_spike
+from aiops_agent.logs.demo import SPIKE
+from aiops_agent.notify.sns import SnsNotifier
+from aiops_agent.obs.health import Health
+from aiops_agent.obs.metrics import Metrics
+from aiops_agent.settings import Settings
+from aiops_agent.store.tables import PATTERNS_ATTRIBUTE_DEFINITIONS, PATTERNS_KEY_SCHEMA
+
+
+class AheadClock:
+    """Real time plus an offset, so the window holding the spike is complete at once."""
+
+    def __init__(self, ahead: timedelta) -> None:
+        self.ahead = ahead
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+async def _subscribed_queue(aws: AwsClients, unique: str) -> tuple[str, str]:
+    sns = await aws.client("sns")
+    sqs = await aws.client("sqs")
+    topic_arn = (await sns.create_topic(Name=f"logalert-{unique}"))["TopicArn"]
+    queue_url = (await sqs.create_queue(QueueName=f"logalert-{unique}"))["QueueUrl"]
+    attrs = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    await sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=attrs["Attributes"]["QueueArn"]
+    )
+    return topic_arn, queue_url
+
+
+async def _drain(aws: AwsClients, queue_url: str) -> list[dict[str, Any]]:
+    sqs = await aws.client("sqs")
+    out: list[dict[str, Any]] = []
+    for wait in (0, 0):  # SNS -> SQS delivers during Publish
+        resp = await sqs.receive_message(
+            QueueUrl=queue_url, WaitTimeSeconds=wait, MaxNumberOfMessages=10
+        )
+        out.extend(json.loads(m["Body"]) for m in resp.get("Messages", []))
+    return out
+
+
+async def test_normal_stream_then_spike_gives_one_proactive_alert(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    topic_arn, queue_url = await _subscribed_queue(aws, unique)
+    group = f"/aiops/e2e/{unique}"
+    settings = Settings(
+        aws_endpoint_url=moto_endpoint,
+        log_groups=[group],
+        log_poll_seconds=1,
+        patterns_table=f"patterns-{unique}",
+        incident_table=f"incidents-{unique}",
+        sns_topic_arn=topic_arn,
+    )
+    ddb = await aws.client("dynamodb")
+    await ddb.create_table(
+        TableName=settings.patterns_table,
+        KeySchema=PATTERNS_KEY_SCHEMA,
+        AttributeDefinitions=PATTERNS_ATTRIBUTE_DEFINITIONS,
+        BillingMode="PAY_PER_REQUEST",
+    )
+    metrics = Metrics()
+    analyzer = LogAnalyzer(
+        settings,
+        aws,
+        None,
+        SnsNotifier(aws, topic_arn),
+        metrics,
+        Health(metrics),
+        AheadClock(timedelta(seconds=2)),
+        config=AnalyzerConfig(backfill_windows=14, max_windows_per_cycle=40),
+    )
+    written = await demo_log_spike(aws, group, window_seconds=1, history_windows=13)
+    assert written == 13 * 3 + 25
+
+    sent = await analyzer.run_once()  # the normal history (learned), then the spike
+    sent += await analyzer.run_once()  # nothing new: no second alert
+    assert sent == 1
+
+    bodies = await _drain(aws, queue_url)
+    assert len(bodies) == 1
+    body = bodies[0]
+    assert "PROACTIVE" in body["Subject"]
+    text = body["Message"]
+    assert "PROACTIVE alert" in text
+    assert group in text
+    assert "new_template" in text and "25 in this window" in text
+    assert SPIKE.split("{")[0].strip() in text  # the template is named
+    assert "retrying request" not in text  # the benign recurring error did not alert
+    assert metrics.proactive_alerts._value.get() == 1
