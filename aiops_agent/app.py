@@ -74,6 +74,7 @@ def build_store(settings: Settings, clients: AwsClients) -> DynamoIncidentStore:
         settings.incident_table,
         ttl_days=settings.incident_ttl_days,
         step_lease=timedelta(seconds=settings.step_lease_seconds),
+        audit_table=settings.patterns_table,
     )
 
 

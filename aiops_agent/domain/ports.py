@@ -15,6 +15,7 @@ from aiops_agent.domain.models import (
     Incident,
     NormalizedEvent,
     PlanStep,
+    TimelineEntry,
     WorkflowState,
 )
 
@@ -50,6 +51,9 @@ class IncidentStore(Protocol):
         limit: int = 100,
     ) -> list[Incident]:
         """Newest first."""
+
+    async def audit_trail(self, incident_id: str) -> list[TimelineEntry]:
+        """Every transition as written, one immutable item each, in order (append-only)."""
 
     async def due(self, now: datetime, limit: int = 50) -> list[Incident]:
         """Incidents that need attention: a stored wait has come due, or a step's lease expired."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiops_agent.domain.models import Incident, WorkflowState
+from aiops_agent.domain.models import Incident, TimelineEntry, WorkflowState
 
 DUE_SHARD = "due"
 """The single partition value of the sparse due index."""
@@ -88,6 +88,19 @@ def encode(incident: Incident, *, version: int, ttl_days: int, step_lease: timed
         doc=stored.model_dump_json(),
         due_at=format_time(due) if due is not None else None,
     )
+
+
+def audit_entries(incident: Incident, *, created: bool) -> list[tuple[int, TimelineEntry]]:
+    """(index, entry) of the timeline entries a write of `incident` appends.
+
+    A decision appends its entries at the time it records as `updated_at`; earlier entries are
+    older. Items are keyed by index, so writing one again writes the same immutable content.
+    """
+    return [
+        (i, entry)
+        for i, entry in enumerate(incident.timeline)
+        if created or entry.at >= incident.updated_at
+    ]
 
 
 def decode(record: Record) -> Incident:

@@ -22,11 +22,12 @@ import structlog
 from botocore.exceptions import ClientError
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.domain.models import OPEN_STATES, Incident, WorkflowState
+from aiops_agent.domain.models import OPEN_STATES, Incident, TimelineEntry, WorkflowState
 from aiops_agent.domain.ports import ConflictError
 from aiops_agent.store.codec import (
     DUE_SHARD,
     Record,
+    audit_entries,
     decode,
     encode,
     format_time,
@@ -59,6 +60,7 @@ class DynamoIncidentStore:
         step_lease: timedelta = timedelta(seconds=60),
         page_size: int = 100,
         deadline_s: float = 30.0,
+        audit_table: str | None = None,
     ) -> None:
         if ttl_days <= 0:
             raise ValueError("ttl_days must be positive")
@@ -70,6 +72,7 @@ class DynamoIncidentStore:
         self._step_lease = step_lease
         self._page_size = page_size
         self._deadline_s = deadline_s
+        self._audit_table = audit_table
 
     @property
     def table(self) -> str:
@@ -87,12 +90,11 @@ class DynamoIncidentStore:
         try:
             await self._put(
                 record,
+                audit_entries(incident, created=True),
                 ConditionExpression="attribute_not_exists(#id)",
                 ExpressionAttributeNames={"#id": INCIDENT_HASH_KEY},
             )
-        except ClientError as err:
-            if _code(err) != "ConditionalCheckFailedException":
-                raise
+        except _ConditionFailed:
             log.debug("incident.create_exists", incident_id=incident.incident_id)
             return False
         return True
@@ -103,15 +105,14 @@ class DynamoIncidentStore:
         try:
             await self._put(
                 record,
+                audit_entries(incident, created=False),
                 ConditionExpression="attribute_exists(#id) AND #v = :expected",
                 ExpressionAttributeNames={"#id": INCIDENT_HASH_KEY, "#v": "version"},
                 ExpressionAttributeValues={":expected": {"N": str(incident.version)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as err:
-            if _code(err) != "ConditionalCheckFailedException":
-                raise
-            old = err.response.get("Item") or {}
+        except _ConditionFailed as err:
+            old = err.item
             stored_version = int(old["version"]["N"]) if "version" in old else None
             log.info(
                 "incident.save_conflict",
@@ -125,14 +126,63 @@ class DynamoIncidentStore:
             ) from err
         return decode(record)
 
-    async def _put(self, record: Record, **condition: Any) -> None:
+    async def _put(
+        self, record: Record, audit: list[tuple[int, TimelineEntry]], **condition: Any
+    ) -> None:
+        """Put the incident under `condition`, and, in the same transaction, one immutable
+        audit item per timeline entry this write appends (the record is their projection)."""
         if len(record.doc) > _LARGE_ITEM_BYTES:
             log.warning(
                 "incident.item_large", incident_id=record.incident_id, doc_bytes=len(record.doc)
             )
         dynamodb = await self._clients.client("dynamodb")
+        put = {"TableName": self._table, "Item": to_item(record), **condition}
+        if self._audit_table is None or not audit:
+            try:
+                async with asyncio.timeout(self._deadline_s):
+                    await dynamodb.put_item(**put)
+            except ClientError as err:
+                if _code(err) != "ConditionalCheckFailedException":
+                    raise
+                raise _ConditionFailed(err.response.get("Item") or {}) from err
+            return
+        items = [{"Put": put}] + [
+            {"Put": {"TableName": self._audit_table, "Item": audit_item(record, i, entry)}}
+            for i, entry in audit[-99:]
+        ]
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                await dynamodb.transact_write_items(TransactItems=items)
+        except ClientError as err:
+            reasons = err.response.get("CancellationReasons") or []
+            if _code(err) != "TransactionCanceledException" or not reasons:
+                raise
+            if reasons[0].get("Code") != "ConditionalCheckFailed":
+                raise
+            raise _ConditionFailed(reasons[0].get("Item") or {}) from err
+
+    async def audit_trail(self, incident_id: str) -> list[TimelineEntry]:
+        """The incident's transitions as written, one immutable item each, in order."""
+        if self._audit_table is None:
+            return []
+        dynamodb = await self._clients.client("dynamodb")
+        entries: list[TimelineEntry] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._audit_table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{AUDIT_PREFIX}{incident_id}"}},
+            "ConsistentRead": True,
+        }
         async with asyncio.timeout(self._deadline_s):
-            await dynamodb.put_item(TableName=self._table, Item=to_item(record), **condition)
+            while True:
+                page = await dynamodb.query(**kwargs)
+                entries += [
+                    TimelineEntry.model_validate_json(item["entry"]["S"])
+                    for item in page.get("Items", [])
+                ]
+                if "LastEvaluatedKey" not in page:
+                    return entries
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # ------------------------------------------------------------ reads
 
@@ -295,6 +345,27 @@ class DynamoIncidentStore:
         return encode(
             incident, version=version, ttl_days=self._ttl_days, step_lease=self._step_lease
         )
+
+
+AUDIT_PREFIX = "audit#"
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def audit_item(record: Record, index: int, entry: TimelineEntry) -> dict[str, dict[str, str]]:
+    return {
+        "pk": {"S": f"{AUDIT_PREFIX}{record.incident_id}"},
+        "sk": {"S": f"{index:06d}"},
+        "entry": {"S": entry.model_dump_json()},
+        "state": {"S": entry.state.value},
+        "at": {"S": entry.at.isoformat()},
+        "version": {"N": str(record.version)},
+        "expires_at": {"N": str(record.expires_at)},
+    }
 
 
 def _code(err: ClientError) -> str:

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from aiops_agent.domain.models import Incident, WorkflowState
+from aiops_agent.domain.models import Incident, TimelineEntry, WorkflowState
 from aiops_agent.domain.ports import ConflictError
-from aiops_agent.store.codec import Record, decode, encode, format_time
+from aiops_agent.store.codec import Record, audit_entries, decode, encode, format_time
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,7 @@ class MemoryIncidentStore:
         self._ttl_days = ttl_days
         self._step_lease = step_lease
         self._records: dict[str, Record] = {}
+        self._audit: dict[str, dict[int, TimelineEntry]] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -46,6 +47,7 @@ class MemoryIncidentStore:
         if incident.incident_id in self._records:
             return False
         self._records[incident.incident_id] = self._encode(incident, version=1)
+        self._append_audit(incident, created=True)
         return True
 
     async def get(self, incident_id: str) -> Incident | None:
@@ -69,7 +71,17 @@ class MemoryIncidentStore:
             )
         record = self._encode(incident, version=incident.version + 1)
         self._records[incident.incident_id] = record
+        self._append_audit(incident, created=False)
         return decode(record)
+
+    def _append_audit(self, incident: Incident, *, created: bool) -> None:
+        trail = self._audit.setdefault(incident.incident_id, {})
+        for index, entry in audit_entries(incident, created=created):
+            trail.setdefault(index, entry)  # immutable: an entry once written stays
+
+    async def audit_trail(self, incident_id: str) -> list[TimelineEntry]:
+        trail = self._audit.get(incident_id, {})
+        return [trail[i] for i in sorted(trail)]
 
     async def open_for_resource(self, resource_key: str) -> Incident | None:
         candidates = [r for r in self._records.values() if r.resource_key == resource_key]
