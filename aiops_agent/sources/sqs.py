@@ -223,13 +223,28 @@ class SqsConsumer:
             self._metrics.events_rejected.labels(reason=reason).inc()
             return await self._dead_letter(sqs, message, reason, str(exc))
         except Exception:
+            receives = int(attributes.get("ApproximateReceiveCount", 1))
             log.exception(
-                "sqs.handler_failed",
-                message_id=message.get("MessageId"),
-                receive_count=attributes.get("ApproximateReceiveCount"),
+                "sqs.handler_failed", message_id=message.get("MessageId"), receive_count=receives
             )
             self._metrics.message_handled("retried")
+            await self._retry_later(sqs, message, receives)
             return False
+
+    async def _retry_later(self, sqs: Any, message: dict[str, Any], receives: int) -> None:
+        """Make a failed message visible again after a short backoff (2, 4, 8 ... 60 s), not
+        after the whole visibility timeout; the redrive policy still ends a message that keeps
+        failing in the dead-letter queue."""
+        backoff = min(2**receives, 60, self._visibility)
+        try:
+            async with asyncio.timeout(5):
+                await sqs.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=backoff,
+                )
+        except Exception as exc:  # it comes back after the visibility timeout instead
+            log.warning("sqs.backoff_failed", error=repr(exc))
 
     async def _dead_letter(
         self, sqs: Any, message: dict[str, Any], reason: str, error: str
