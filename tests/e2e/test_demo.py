@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.timeout(300)
 def test_demo_recovers_every_scenario_and_exits_0() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIOPS_", "AWS_"))}
     done = subprocess.run(

@@ -310,6 +310,9 @@ def render_task_policy_example() -> str:
 
 
 @pytest.mark.skipif(checkov_path() is None, reason="checkov not installed")
+@pytest.mark.timeout(
+    400
+)  # checkov alone takes 25 s on an idle 2-core machine, minutes on a busy one
 def test_checkov_finds_nothing(tmp_path: Path) -> None:
     checkov = checkov_path()
     assert checkov is not None
