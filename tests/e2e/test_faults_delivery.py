@@ -150,7 +150,8 @@ async def test_two_agents_200_events_over_20_resources(
     instances = await launch_instances(ec2, RESOURCES)
     # Transient faults, each fewer than one call's attempts, so every call succeeds in the end.
     faults = [
-        proxy.fail("PutItem", times=3, error="throttle"),
+        # Incident writes are transactions (the incident and its audit items together).
+        proxy.fail("TransactWriteItems", times=3, error="throttle"),
         proxy.fail("GetItem", times=3, error="internal"),
         proxy.fail("Query", times=3, error="throttle"),
         proxy.fail("DescribeInstances", times=3, error="throttle"),
