@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from aiops_agent import __version__
 from aiops_agent.settings import Settings, SettingsError, load_settings
@@ -170,10 +168,6 @@ async def _incidents(args: argparse.Namespace, settings: Settings, wants_json: b
                 settings, args.incident_id, approve=False, by=args.by, reason=args.reason
             )
     return EXIT_USAGE
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

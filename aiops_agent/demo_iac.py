@@ -11,38 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import json
-import zipfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 from aiops_agent.aws.clients import AwsClients
+from aiops_agent.demo_scenarios import create_demo_function
 from aiops_agent.domain.models import Incident, WorkflowState
 from aiops_agent.domain.ports import IncidentStore
 
 log = structlog.get_logger(__name__)
 
 Recreate = Callable[[AwsClients, str], Awaitable[None]]
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-
-
-def _zip(source: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("handler.py", source)
-    return buffer.getvalue()
 
 
 async def _ec2(clients: AwsClients, old_id: str) -> None:
@@ -59,23 +40,6 @@ async def _ec2(clients: AwsClients, old_id: str) -> None:
                 "Tags": [{"Key": "aiops:restored-from", "Value": old_id}],
             }
         ],
-    )
-
-
-async def _lambda(clients: AwsClients, name: str) -> None:
-    iam = await clients.client("iam")
-    lam = await clients.client("lambda")
-    role_name = f"{name}-role"[:64]
-    try:
-        role = await iam.get_role(RoleName=role_name)
-    except iam.exceptions.NoSuchEntityException:
-        role = await iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST))
-    await lam.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=role["Role"]["Arn"],
-        Handler="handler.main",
-        Code={"ZipFile": _zip("def main(event, context):\n    return {'ok': True}\n")},
     )
 
 
@@ -96,7 +60,7 @@ async def _s3(clients: AwsClients, name: str) -> None:
 
 RECREATE: dict[str, Recreate] = {
     "ec2": _ec2,
-    "lambda": _lambda,
+    "lambda": create_demo_function,
     "dynamodb": _dynamodb,
     "s3": _s3,
 }

@@ -129,6 +129,18 @@ async def _act_terminated(clients: AwsClients, res: dict[str, str]) -> list[dict
 # ---------------------------------------------------------------- Lambda deleted
 
 
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
 def _zip(source: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -136,23 +148,17 @@ def _zip(source: str) -> bytes:
     return buffer.getvalue()
 
 
-async def _prepare_lambda(clients: AwsClients) -> dict[str, str]:
+async def create_demo_function(clients: AwsClients, name: str) -> None:
+    """A small Lambda function and its role `<name>-role` (found if it exists)."""
     iam = await clients.client("iam")
     lam = await clients.client("lambda")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = await iam.create_role(
-        RoleName="demo-orders-api-role", AssumeRolePolicyDocument=json.dumps(trust)
-    )
-    name = "demo-orders-api"
+    role_name = f"{name}-role"[:64]
+    try:
+        role = await iam.get_role(RoleName=role_name)
+    except iam.exceptions.NoSuchEntityException:
+        role = await iam.create_role(
+            RoleName=role_name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+        )
     await lam.create_function(
         FunctionName=name,
         Runtime="python3.12",
@@ -160,6 +166,11 @@ async def _prepare_lambda(clients: AwsClients) -> dict[str, str]:
         Handler="handler.main",
         Code={"ZipFile": _zip("def main(event, context):\n    return {'ok': True}\n")},
     )
+
+
+async def _prepare_lambda(clients: AwsClients) -> dict[str, str]:
+    name = "demo-orders-api"
+    await create_demo_function(clients, name)
     return {"function_name": name}
 
 
