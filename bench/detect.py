@@ -21,14 +21,16 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiops_agent.logs.detector import MAD_TO_SIGMA, Detector  # noqa: E402
+from aiops_agent.logs.detector import MAD_TO_SIGMA, Detector, DetectorConfig  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nab"
 EPISODE_GAP = 12
@@ -42,10 +44,23 @@ def load_series(path: Path) -> tuple[list[datetime], list[float]]:
     return [datetime.fromisoformat(r["timestamp"]) for r in rows], [float(r["value"]) for r in rows]
 
 
-def ours(values: Sequence[float]) -> Flags:
-    detector = Detector()
+def ours(values: Sequence[float], config: DetectorConfig | None = None) -> Flags:
+    detector = Detector(config)
     state = detector.new_state()
     return [detector.update(state, v).anomaly for v in values]
+
+
+SWEEP: dict[str, dict[str, Any]] = {
+    "level test off": {"level_windows": 0},
+    "level_windows 9": {"level_windows": 9},
+    "level_windows 16": {"level_windows": 16},
+    "level_margin 0.5": {"level_margin": 0.5},
+    "level_margin 2.0": {"level_margin": 2.0},
+    "level_windows 16, level_margin 2.0": {"level_windows": 16, "level_margin": 2.0},
+    "rearm_after 48": {"rearm_after": 48},
+    "rearm_after 144": {"rearm_after": 144},
+}
+"""Neighbours of the default configuration (`--sweep`): is the default on a knife's edge?"""
 
 
 def seed_ewma(values: Sequence[float]) -> Flags:
@@ -134,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "detect.json")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also score neighbours of the default configuration"
+    )
     args = parser.parse_args(argv)
     windows = json.loads((args.data / "combined_windows_realAWSCloudwatch.json").read_text())
     results = {
@@ -147,6 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"false episodes {res['false_episodes']} ({res['false_episodes_per_day']}/day)  "
             f"median delay {res['median_delay_minutes']} min"
         )
+    if args.sweep:
+        sweep: dict[str, Any] = {}
+        for label, change in SWEEP.items():
+            config = replace(DetectorConfig(), **change)
+            res = score(partial(ours, config=config), args.data, windows)
+            res.pop("per_series")
+            sweep[label] = res
+            print(
+                f"  sweep {label:36s} windows {res['windows_found']}/{res['windows']}  "
+                f"false episodes {res['false_episodes']} ({res['false_episodes_per_day']}/day)"
+            )
+        results["ours_sweep"] = sweep
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

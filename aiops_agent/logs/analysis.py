@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-AnomalyKind = Literal["spike", "new_template"]
+AnomalyKind = Literal["spike", "level_shift", "new_template"]
 
 _SEVERITY: tuple[tuple[float, tuple[str, ...]], ...] = (
     (0.95, ("fatal", "panic", "critical", "out of memory", "oom", "killed", "corrupt")),
@@ -50,6 +50,8 @@ class Anomaly:
     baseline_max: float
     history_windows: int
     score: float
+    level: float = 0.0
+    """For `level_shift`: the hourly median now; the baseline fields then describe past levels."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ def anomaly_probability(anomaly: Anomaly, min_count: int) -> float:
     if anomaly.kind == "new_template":
         size = min(1.0, anomaly.count / (4.0 * max(min_count, 1)))
     else:
-        ratio = anomaly.count / max(anomaly.baseline_max, 1.0)
+        now = anomaly.level if anomaly.kind == "level_shift" else anomaly.count
+        ratio = now / max(anomaly.baseline_max, 1.0)
         size = min(1.0, math.log2(max(ratio, 1.0)) / 3.0)
     return severity(anomaly.template) * (0.6 + 0.4 * size)
 
@@ -87,7 +90,11 @@ def assess(anomalies: Sequence[Anomaly], min_count: int) -> Assessment:
         survive *= 1.0 - anomaly_probability(anomaly, min_count)
     probability = round(min(0.99, 1.0 - survive), 3)
     worst = max(anomalies, key=lambda a: anomaly_probability(a, min_count))
-    what = "a never-seen message shape" if worst.kind == "new_template" else "a surge"
+    what = {
+        "new_template": "a never-seen message shape",
+        "level_shift": "a sustained rise",
+        "spike": "a surge",
+    }[worst.kind]
     urgency: Literal["low", "medium", "high"] = (
         "high" if probability >= 0.85 else "medium" if probability >= 0.6 else "low"
     )
@@ -126,6 +133,14 @@ def alert_text(
         "",
     ]
     for a in anomalies:
+        if a.kind == "level_shift":
+            lines.append(
+                f"- {a.kind} template {a.template_id}: {a.count} in this window, level (median "
+                f"of the last hour) {a.level:g}; baseline level median {a.baseline_median:g}, "
+                f"max {a.baseline_max:g} over {a.history_windows} windows (score {a.score:.1f})"
+            )
+            lines.append(f"  template: {a.template[:500]}")
+            continue
         lines.append(
             f"- {a.kind} template {a.template_id}: {a.count} in this window; baseline median "
             f"{a.baseline_median:g}, max {a.baseline_max:g} over {a.history_windows} windows "

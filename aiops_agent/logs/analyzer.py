@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.ports import ConflictError, Notifier
 from aiops_agent.logs.analysis import Anomaly, alert_text, assess
-from aiops_agent.logs.detector import Detector, DetectorConfig, SeriesState
+from aiops_agent.logs.detector import Detector, DetectorConfig, SeriesState, Verdict
 from aiops_agent.logs.groups import resolve_groups
 from aiops_agent.logs.mining import TemplateMiner
 from aiops_agent.logs.queries import (
@@ -321,27 +321,18 @@ class LogAnalyzer:
                         Anomaly(group, tid, rec.template, "new_template", count, 0, 0, 0, 0.0)
                     )
                     self._metrics.log_anomalies.labels(kind="new_template").inc()
-            elif verdict.anomaly and verdict.score > 0 and count >= cfg.min_count:
-                anomalies.append(
-                    Anomaly(
-                        group,
-                        tid,
-                        rec.template,
-                        "spike",
-                        count,
-                        verdict.median,
-                        verdict.upper,
-                        len(state.values) - 1,
-                        verdict.score,
-                    )
-                )
-                self._metrics.log_anomalies.labels(kind="spike").inc()
+            elif verdict.anomaly and count >= cfg.min_count:
+                anomaly = _departure(group, tid, rec.template, count, verdict, state)
+                if anomaly is not None:
+                    anomalies.append(anomaly)
+                    self._metrics.log_anomalies.labels(kind=anomaly.kind).inc()
         return anomalies
 
     def _state_of(self, rec: TemplateRecord | None) -> SeriesState:
         if rec is None or not rec.detector:
             return self._detector.new_state()
-        return SeriesState.from_item(rec.detector, self.config.detector.history)
+        cfg = self.config.detector
+        return SeriesState.from_item(rec.detector, cfg.history, cfg.level_windows)
 
     async def _maybe_alert(
         self,
@@ -395,3 +386,37 @@ class LogAnalyzer:
             templates=[a.template_id for a in fresh],
         )
         return 1
+
+
+def _departure(
+    group: str, tid: str, template: str, count: int, verdict: Verdict, state: SeriesState
+) -> Anomaly | None:
+    """The anomaly a firing verdict stands for; None for a drop (fewer messages is no alert)."""
+    if verdict.kind == "level":
+        if verdict.level_score <= 0:
+            return None
+        return Anomaly(
+            group,
+            tid,
+            template,
+            "level_shift",
+            count,
+            verdict.level_median,
+            verdict.level_upper,
+            len(state.levels) - 1,
+            verdict.level_score,
+            level=verdict.level,
+        )
+    if verdict.score <= 0:
+        return None
+    return Anomaly(
+        group,
+        tid,
+        template,
+        "spike",
+        count,
+        verdict.median,
+        verdict.upper,
+        len(state.values) - 1,
+        verdict.score,
+    )

@@ -341,7 +341,7 @@ class Metrics:
         )
         self.log_anomalies = Counter(
             "log_anomalies",
-            "Log pattern anomalies found, by kind (spike, new_template).",
+            "Log pattern anomalies found, by kind (spike, level_shift, new_template).",
             ["kind"],
             namespace=NAMESPACE,
             registry=reg,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiops_agent.logs.analysis import Anomaly, alert_text, anomaly_probability, assess, severity
 
 
@@ -38,3 +40,17 @@ def test_alert_says_proactive_and_names_template_counts_and_baseline() -> None:
     assert "40 in this window" in message
     assert "baseline median 2, max 5 over 288 windows" in message
     assert "1970-01-01T00:00:00+00:00 .. 1970-01-01T00:05:00+00:00" in message
+
+
+def test_a_level_shift_is_sized_by_its_level_and_said_as_a_sustained_rise() -> None:
+    shift = Anomaly(
+        "/app/api", "abc123def456", "ERROR db <*> refused", "level_shift", 9, 1.0, 2.0, 287, 6.5
+    )
+    shift = replace(shift, level=8.0)
+    lower = replace(shift, level=3.0)
+    assert anomaly_probability(lower, 5) < anomaly_probability(shift, 5) <= 0.85
+    result = assess([shift], 5)
+    assert result.root_cause.startswith("a sustained rise in /app/api")
+    _, message = alert_text("/app/api", 0, 300_000, [shift], result)
+    assert "level_shift template abc123def456: 9 in this window" in message
+    assert "level (median of the last hour) 8; baseline level median 1, max 2" in message

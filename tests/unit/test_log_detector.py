@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,51 @@ def test_detect_rejects_a_bad_row(tmp_path: Path, capsys: pytest.CaptureFixture[
     path.write_text("timestamp,value\n2024-01-01,abc\n")
     assert detect(path, jsonl=False) == 2
     assert "expected timestamp,value" in capsys.readouterr().err
+
+
+LEVELS = DetectorConfig(
+    history=60, min_history=20, margin=0.5, threshold=3.0, rearm_after=3, level_windows=4
+)
+SPIKY = [10.0, 11, 9, 10, 30, 10, 11, 9, 10, 10] * 3
+"""Normal with a regular spike to 30: the raw range is 9..30."""
+
+
+def test_a_sustained_shift_inside_the_raw_range_alerts_once_as_a_level_shift() -> None:
+    det = Detector(LEVELS)
+    state = det.new_state()
+    assert not any(_feed(det, state, SPIKY))
+    verdicts = [det.update(state, v) for v in [18, 18, 19, 18, 18, 18, 17, 18]]
+    assert [v.anomaly for v in verdicts] == [False, True, False, False, False, False, False, False]
+    alert = verdicts[1]  # one alert for the whole excursion, once half the last hour is high
+    assert alert.kind == "level"
+    assert alert.level == 14 and alert.level_score > 3.0  # median of 10, 10, 18, 18
+    assert alert.level_upper == 10.5  # the highest past level: one spike in 4 barely moves it
+    assert alert.upper == 30  # the raw range held it
+
+
+def test_without_the_level_test_the_same_shift_goes_unseen() -> None:
+    det = Detector(replace(LEVELS, level_windows=0))
+    state = det.new_state()
+    assert not any(_feed(det, state, [*SPIKY, 18, 18, 19, 18, 18, 18, 17, 18]))
+    assert not state.levels
+
+
+def test_a_single_spike_is_no_level_shift() -> None:
+    det = Detector(LEVELS)
+    state = det.new_state()
+    _feed(det, state, SPIKY)
+    verdict = det.update(state, 25)  # inside the raw range, one value does not move the median
+    assert not verdict.anomaly and verdict.level == 10
+
+
+def test_levels_survive_a_round_trip_and_an_old_item_rebuilds_them() -> None:
+    det = Detector(LEVELS)
+    state = det.new_state()
+    _feed(det, state, SPIKY)
+    item = json.loads(json.dumps(state.to_item()))
+    restored = SeriesState.from_item(item, LEVELS.history, LEVELS.level_windows)
+    assert list(restored.levels) == list(state.levels)
+    del item["levels"]  # written before the level test existed
+    rebuilt = SeriesState.from_item(item, LEVELS.history, LEVELS.level_windows)
+    assert list(rebuilt.levels) == list(state.levels)
+    assert det.update(rebuilt, 18).level == det.update(restored, 18).level
