@@ -31,7 +31,7 @@ from aiops_agent.domain.ports import ConflictError, Notifier
 from aiops_agent.logs.analysis import Anomaly, alert_text, assess
 from aiops_agent.logs.detector import Detector, DetectorConfig, SeriesState, Verdict
 from aiops_agent.logs.groups import resolve_groups
-from aiops_agent.logs.mining import TemplateMiner
+from aiops_agent.logs.mining import MINER_VERSION, TemplateMiner
 from aiops_agent.logs.queries import (
     FilterEventsSource,
     InsightsSource,
@@ -281,7 +281,7 @@ class LogAnalyzer:
         new_mark = WindowMark(
             watermark_ms=end,
             tail=tail_counts(tail.counts),
-            windows=mark.windows + 1,
+            windows=mark.windows + 1 if mark.miner_version == MINER_VERSION else 1,
         )
         await self._patterns.commit_window(group, mark, new_mark)
         await self._patterns.save_templates(group, records)
@@ -300,7 +300,8 @@ class LogAnalyzer:
         end: int,
     ) -> list[Anomaly]:
         cfg = self.config
-        warmed = mark.windows >= cfg.group_min_windows
+        # A group mined by another miner version re-warms: its templates are spelled anew.
+        warmed = mark.windows >= cfg.group_min_windows and mark.miner_version == MINER_VERSION
         founded = {tid for tid in per_template if tid not in records}
         for tid in founded:
             records[tid] = TemplateRecord(tid, miner.clusters[tid].template, {}, 0, end)

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.ports import ConflictError
+from aiops_agent.logs.mining import MINER_VERSION
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +57,8 @@ class WindowMark:
     """message_key -> count already taken from [watermark - overlap, watermark)."""
     windows: int = 0
     """Windows analyzed for this group so far."""
+    miner_version: int = MINER_VERSION
+    """The template miner's version that analyzed them (1 when the item predates the field)."""
 
 
 @dataclass
@@ -153,6 +156,7 @@ class PatternStore:
                         watermark_ms=_n(item.get("watermark_ms")) or None,
                         tail=json.loads(item.get("tail", {}).get("S", "{}")),
                         windows=_n(item.get("windows")),
+                        miner_version=_n(item.get("miner_version"), 1),
                     )
                 elif sk.startswith("tpl#"):
                     rec = TemplateRecord(
@@ -180,6 +184,7 @@ class PatternStore:
             "watermark_ms": {"N": str(new.watermark_ms or 0)},
             "tail": {"S": json.dumps(tail, separators=(",", ":"))},
             "windows": {"N": str(new.windows)},
+            "miner_version": {"N": str(new.miner_version)},
             "expires_at": {"N": str(int(time.time()) + TEMPLATE_TTL_S)},
         }
         if previous.watermark_ms is None:

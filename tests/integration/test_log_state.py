@@ -11,6 +11,7 @@ import pytest
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.ports import ConflictError
 from aiops_agent.logs import AnalyzerConfig, LogAnalyzer
+from aiops_agent.logs.mining import MINER_VERSION
 from aiops_agent.logs.state import PatternStore, WindowMark
 from aiops_agent.notify.sns import LogNotifier
 from aiops_agent.obs.health import Health
@@ -174,3 +175,25 @@ async def test_a_group_that_does_not_exist_yet_is_skipped_without_a_watermark(
     mark, templates = await PatternStore(aws, f"patterns-{unique}").load(group)
     assert mark.watermark_ms is None and templates == {}
     assert not notifier.sent
+
+
+async def test_a_group_mined_by_an_older_miner_re_warms_instead_of_paging(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    await _table(aws, f"patterns-{unique}")
+    store = PatternStore(aws, f"patterns-{unique}")
+    burst = [(BASE + i, f"FATAL out of memory in worker {i}") for i in range(20)]
+    sent: dict[int, int] = {}
+    for version in (1, MINER_VERSION):  # 1: the item predates the header-aware miner
+        group = f"/aiops/upgrade/{unique}/v{version}"
+        warm = WindowMark(watermark_ms=BASE, windows=50, miner_version=version)
+        await store.commit_window(group, WindowMark(), warm)
+        await _write(aws, group, [(ts + 1000, m) for ts, m in burst])
+        clock = FixedClock(BASE + 2 * 1000 + 500)
+        analyzer, notifier = _analyzer(aws, moto_endpoint, unique, group, clock, "replica-a")
+        await analyzer.analyze_group(group)
+        sent[version] = len(notifier.sent)
+        mark, _ = await store.load(group)
+        assert mark.watermark_ms == BASE + 2 * 1000 and mark.miner_version == MINER_VERSION
+        assert mark.windows == (2 if version == 1 else 52)  # two windows: empty, then the burst
+    assert sent == {1: 0, MINER_VERSION: 1}  # the same burst pages only on a warmed group

@@ -91,3 +91,62 @@ def test_logs_mine_table_and_missing_file(
     assert "3 lines, 2 templates" in out
     assert logs_mine(tmp_path / "nope.log", jsonl=False) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_header_with_a_level_and_a_thread_name_does_not_split_a_message() -> None:
+    miner = TemplateMiner()
+    a = miner.add(
+        "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.App: Created app for job_17_0020"
+    )
+    b = miner.add(
+        "2015-10-18 18:05:12,001 INFO [IPC Server handler 5 on 62270] org.apache.hadoop.App: "
+        "Created app for job_17_0021"
+    )
+    assert a.template_id == b.template_id
+    assert a.template == "<INFO> org.apache.hadoop.App: Created app for <*>"
+
+
+BGL_HEAD = (
+    "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1 RAS KERNEL"
+)
+
+
+def test_one_message_at_two_levels_is_one_template_showing_the_worse() -> None:
+    miner = TemplateMiner()
+    a = miner.add(f"{BGL_HEAD} INFO instruction address: 0x00004ed8")
+    b = miner.add(f"{BGL_HEAD} FATAL instruction address: 0x00004ed9")
+    c = miner.add(f"{BGL_HEAD} INFO instruction address: 0x00004eda")
+    assert a.template_id == b.template_id == c.template_id
+    assert c.template == "<FATAL> instruction address: <*>"
+
+
+def test_header_tags_do_not_make_short_messages_alike() -> None:
+    miner = TemplateMiner()
+    a = miner.add(f"{BGL_HEAD} INFO generating core.2275")
+    b = miner.add(f"{BGL_HEAD} INFO ciod: LOGIN chdir(/p/gb1) failed")
+    assert a.template_id != b.template_id
+
+
+def test_a_syslog_header_is_dropped_so_hosts_and_tags_do_not_merge_messages() -> None:
+    miner = TemplateMiner()
+    down = miner.add("Jun 19 04:08:57 combo cups: cupsd shutdown succeeded")
+    up = miner.add("Jun 19 04:09:02 combo cups: cupsd startup succeeded")
+    again = miner.add("Jul  3 04:07:49 other-host cups: cupsd shutdown succeeded")
+    assert down.template_id != up.template_id
+    assert again.template_id == down.template_id
+    assert down.template == "cupsd shutdown succeeded"
+    iso = tokenize("2024-05-01T10:00:00Z web-1 sshd[811]: Accepted publickey for deploy")
+    assert iso == ["Accepted", "publickey", "for", "deploy"]
+
+
+def test_a_bare_message_keeps_its_words_even_when_one_is_a_level() -> None:
+    assert tokenize("ERROR upstream timeout id=7") == ["ERROR", "upstream", "timeout", "id=<*>"]
+    assert tokenize("Failed to connect: ERROR 42") == [
+        "Failed",
+        "to",
+        "connect:",
+        "ERROR",
+        WILDCARD,
+    ]
+    # a level word after a lower-case word is content, not the end of a header
+    assert tokenize("2024-05-01 worker said INFO twice")[:3] == [WILDCARD, "worker", "said"]
