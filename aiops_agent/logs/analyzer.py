@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.ports import ConflictError, Notifier
 from aiops_agent.logs.analysis import Anomaly, alert_text, assess
+from aiops_agent.logs.budget import ScanBudget
 from aiops_agent.logs.detector import Detector, DetectorConfig, SeriesState, Verdict
 from aiops_agent.logs.groups import resolve_groups
 from aiops_agent.logs.mining import MINER_VERSION, TemplateMiner
@@ -71,32 +72,13 @@ class AnalyzerConfig:
     suppression_s: float = 3600.0
     """A template alerts at most once per this many seconds."""
     daily_scan_budget_bytes: float = 50 * 2**30
-    """Per replica; windows past the budget are skipped (outcome `budget`) until the next day."""
+    """Shared by all replicas (logs/budget.py); windows past it wait (outcome `budget`) for the
+    next UTC day."""
     max_groups_in_flight: int = 4
 
     def __post_init__(self) -> None:
         if self.backfill_windows < 1 or self.max_windows_per_cycle < 1 or self.min_count < 1:
             raise ValueError("backfill_windows, max_windows_per_cycle and min_count must be >= 1")
-
-
-class ScanBudget:
-    def __init__(self, per_day: float) -> None:
-        self.per_day = per_day
-        self._day = ""
-        self.used = 0.0
-
-    def _roll(self, now: datetime) -> None:
-        day = now.strftime("%Y-%m-%d")
-        if day != self._day:
-            self._day, self.used = day, 0.0
-
-    def allows(self, now: datetime) -> bool:
-        self._roll(now)
-        return self.used < self.per_day
-
-    def spend(self, now: datetime, nbytes: float) -> None:
-        self._roll(now)
-        self.used += nbytes
 
 
 def _ms(at: datetime) -> int:
@@ -136,7 +118,7 @@ class LogAnalyzer:
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._detector = Detector(self.config.detector)
         self._miners: dict[str, TemplateMiner] = {}
-        self._budget = ScanBudget(self.config.daily_scan_budget_bytes)
+        self._budget = ScanBudget(self._patterns, self.config.daily_scan_budget_bytes)
         self._held: set[str] = set()
         self.period_ms = max(1, int(settings.log_poll_seconds * 1000))
         self.overlap_ms = min(30_000, self.period_ms // 10)
@@ -180,6 +162,8 @@ class LogAnalyzer:
     async def run_once(self) -> int:
         """One cycle over every configured group; returns the alerts sent."""
         groups = await resolve_groups(self._clients, self._settings.log_groups)
+        await self._budget.refresh(self._clock.now())
+        self._metrics.log_scan_budget_used.set(self._budget.used)
         slots = asyncio.Semaphore(self.config.max_groups_in_flight)
         sent: list[int] = []
 
@@ -236,6 +220,9 @@ class LogAnalyzer:
                     raise
                 log.info("logs.group_missing", log_group=group)  # not created yet: no watermark
                 break
+            finally:
+                await self._budget.commit()  # what the window scanned, analyzed or not
+                self._metrics.log_scan_budget_used.set(self._budget.used)
             alerts += sent
             self._health.beat(LOOP_NAME)
         self._metrics.log_templates.labels(log_group=label).set(len(records))

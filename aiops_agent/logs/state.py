@@ -9,6 +9,9 @@ One partition per log group, `pk = "loggroup#<name>"`:
 |                 | how many windows the group has; advanced only from the value that was read  |
 | `tpl#<id>`      | one template: its text, its detector state, when it last alerted            |
 
+and one partition for the scan budget shared by the replicas, `pk = "logscan#budget"`,
+`sk = <UTC day>`, attribute `bytes` (an atomic `ADD` per window).
+
 The watermark write is the commit of a window: two replicas that somehow both hold the lease
 cannot both advance it, so each window is analyzed (and alerted on) once.
 """
@@ -38,6 +41,8 @@ TEMPLATE_TTL_S = 30 * 86400
 """A template unseen for 30 days expires with its baseline."""
 MAX_TEMPLATE_CHARS = 1000
 MAX_TAIL_KEYS = 2000
+BUDGET_PARTITION = "logscan#budget"
+"""One item per UTC day (`sk`): the bytes every replica's log queries scanned that day."""
 
 
 def partition(group: str) -> str:
@@ -206,6 +211,40 @@ class PatternStore:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise ConflictError(f"watermark of {group} moved") from exc
             raise
+
+    # -- the shared scan budget (aiops_agent.logs.budget) -------------------------------------
+
+    async def scanned_on(self, day: str) -> float:
+        """Bytes scanned on `day` (UTC, `YYYY-MM-DD`) by every replica."""
+        ddb = await self._ddb()
+        resp = await asyncio.wait_for(
+            ddb.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": BUDGET_PARTITION}, "sk": {"S": day}},
+                ConsistentRead=True,
+            ),
+            CALL_TIMEOUT_S,
+        )
+        return float(_n(resp.get("Item", {}).get("bytes")))
+
+    async def add_scanned(self, day: str, nbytes: float) -> float:
+        """Atomically add `nbytes` to `day`'s total; returns the new total."""
+        ddb = await self._ddb()
+        resp = await asyncio.wait_for(
+            ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": BUDGET_PARTITION}, "sk": {"S": day}},
+                UpdateExpression="ADD #b :n SET expires_at = :exp",
+                ExpressionAttributeNames={"#b": "bytes"},
+                ExpressionAttributeValues={
+                    ":n": {"N": str(int(nbytes))},
+                    ":exp": {"N": str(int(time.time()) + 3 * 86400)},
+                },
+                ReturnValues="UPDATED_NEW",
+            ),
+            CALL_TIMEOUT_S,
+        )
+        return float(_n(resp.get("Attributes", {}).get("bytes")))
 
     async def save_templates(self, group: str, records: Mapping[str, TemplateRecord]) -> None:
         """Write templates in batches of 25, retrying unprocessed items a few times."""

@@ -339,6 +339,13 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
         )
+        self.log_scan_budget_used = Gauge(
+            "log_scan_budget_used_bytes",
+            "Bytes scanned today (UTC) by every replica's log queries, as last read; the budget "
+            "is shared.",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
         self.log_anomalies = Counter(
             "log_anomalies",
             "Log pattern anomalies found, by kind (spike, level_shift, new_template).",

@@ -63,6 +63,7 @@ def _analyzer(
     clock: FixedClock,
     owner: str,
     max_windows: int = 50,
+    budget: float = 50 * 2**30,
 ) -> tuple[LogAnalyzer, LogNotifier]:
     settings = Settings(
         aws_endpoint_url=moto,
@@ -71,7 +72,9 @@ def _analyzer(
         patterns_table=f"patterns-{unique}",
     )
     notifier = LogNotifier()
-    config = AnalyzerConfig(backfill_windows=6, max_windows_per_cycle=max_windows)
+    config = AnalyzerConfig(
+        backfill_windows=6, max_windows_per_cycle=max_windows, daily_scan_budget_bytes=budget
+    )
     metrics = Metrics()
     analyzer = LogAnalyzer(
         settings, aws, None, notifier, metrics, Health(metrics), clock, config=config, owner=owner
@@ -197,3 +200,32 @@ async def test_a_group_mined_by_an_older_miner_re_warms_instead_of_paging(
         assert mark.watermark_ms == BASE + 2 * 1000 and mark.miner_version == MINER_VERSION
         assert mark.windows == (2 if version == 1 else 52)  # two windows: empty, then the burst
     assert sent == {1: 0, MINER_VERSION: 1}  # the same burst pages only on a warmed group
+
+
+async def test_replicas_share_one_scan_budget_in_the_table(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    await _table(aws, f"patterns-{unique}")
+    store = PatternStore(aws, f"patterns-{unique}")
+    assert await store.scanned_on("2020-01-01") == 0
+    assert await store.add_scanned("2020-01-01", 1000) == 1000
+    assert await store.add_scanned("2020-01-01", 234) == 1234
+    assert await store.scanned_on("2020-01-01") == 1234
+    assert await store.scanned_on("2020-01-02") == 0
+
+    # Two analyzers on two groups: a scans past the day's budget, so b, a different replica
+    # with nothing scanned itself, starts no window.
+    groups = [f"/aiops/budget/{unique}/{name}" for name in ("a", "b")]
+    for group in groups:
+        await _write(aws, group, [(BASE + w * 1000, f"ERROR disk {w} failing") for w in range(3)])
+    clock = FixedClock(BASE + 3 * 1000 + 500)
+    marks: dict[str, int | None] = {}
+    for group, owner in zip(groups, ("replica-a", "replica-b"), strict=True):
+        analyzer, _ = _analyzer(aws, moto_endpoint, unique, group, clock, owner, budget=10)
+        await analyzer.run_once()
+        mark, _ = await store.load(group)
+        marks[group] = mark.watermark_ms
+    # a: the empty backfill windows, then the first with 20 bytes, and no further; b: none.
+    assert marks == {groups[0]: BASE + 1000, groups[1]: None}
+    today = clock.now().strftime("%Y-%m-%d")
+    assert await store.scanned_on(today) == len(b"ERROR disk 0 failing")
