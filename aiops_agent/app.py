@@ -34,6 +34,7 @@ from aiops_agent.engine.planner import Planner
 from aiops_agent.engine.runner import CommandRunner
 from aiops_agent.intake.envelope import InvalidEvent, parse_event
 from aiops_agent.logs import LogAnalyzer
+from aiops_agent.logs.assessor import build_log_assessor
 from aiops_agent.notify.sns import SnsNotifier
 from aiops_agent.obs.health import Health
 from aiops_agent.obs.http import start_http_server
@@ -236,6 +237,7 @@ async def run_daemon(
                     metrics,
                     parts.health,
                     parts.clock,
+                    assessor=build_log_assessor(settings, bedrock_clients or clients, metrics),
                 )
                 group.create_task(log_analyzer.run(stop))
     finally:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiops_agent.domain.models import Classification, Severity
+
+M = TypeVar("M", bound=BaseModel)
 
 TOOL_NAME = "record_assessment"
 TOOL_DESCRIPTION = (
@@ -90,7 +92,7 @@ def tool_input_schema(actions: Iterable[str]) -> dict[str, Any]:
     With no allowed action the plan must be empty (`maxItems: 0`): a JSON schema enum may not
     be empty.
     """
-    schema = _inline(ModelVerdict.model_json_schema())
+    schema = inline_schema(ModelVerdict.model_json_schema())
     allowed = sorted(set(actions))
     plan = schema["properties"]["plan"]
     if allowed:
@@ -102,22 +104,38 @@ def tool_input_schema(actions: Iterable[str]) -> dict[str, Any]:
 
 def tool_config(actions: Iterable[str]) -> dict[str, Any]:
     """The Converse `toolConfig`: one tool, and `toolChoice` forcing it."""
+    return forced_tool(TOOL_NAME, TOOL_DESCRIPTION, tool_input_schema(actions))
+
+
+def forced_tool(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A Converse `toolConfig` with one tool that the model must call."""
     return {
         "tools": [
             {
                 "toolSpec": {
-                    "name": TOOL_NAME,
-                    "description": TOOL_DESCRIPTION,
-                    "inputSchema": {"json": tool_input_schema(actions)},
+                    "name": name,
+                    "description": description,
+                    "inputSchema": {"json": schema},
                 }
             }
         ],
-        "toolChoice": {"tool": {"name": TOOL_NAME}},
+        "toolChoice": {"tool": {"name": name}},
     }
 
 
 def parse_reply(response: Mapping[str, Any], allowed_actions: Iterable[str]) -> ModelVerdict:
     """The verdict in a Converse response, or `ReplyRejected` saying why there is none."""
+    verdict = validate_input(ModelVerdict, tool_input(response, TOOL_NAME))
+    allowed = set(allowed_actions)
+    outside = [step.action for step in verdict.plan if step.action not in allowed]
+    if outside:
+        shown = ", ".join(repr(a[:64]) for a in outside[:3])
+        raise ReplyRejected("action_outside_catalog", f"plan names {shown}")
+    return verdict
+
+
+def tool_input(response: Mapping[str, Any], tool_name: str) -> Mapping[str, Any]:
+    """The input of the one call to `tool_name` in a Converse response, or `ReplyRejected`."""
     stop = str(response.get("stopReason") or "")
     if stop not in ("tool_use", "end_turn"):
         raise ReplyRejected("stop_reason", f"stop reason {stop[:40] or 'missing'!r}")
@@ -133,7 +151,7 @@ def parse_reply(response: Mapping[str, Any], allowed_actions: Iterable[str]) -> 
     if len(calls) > 1:
         raise ReplyRejected("no_tool_call", f"{len(calls)} tool calls, expected one")
     call = calls[0]
-    if call.get("name") != TOOL_NAME:
+    if call.get("name") != tool_name:
         raise ReplyRejected(
             "no_tool_call", f"call to an unknown tool {str(call.get('name'))[:40]!r}"
         )
@@ -145,21 +163,20 @@ def parse_reply(response: Mapping[str, Any], allowed_actions: Iterable[str]) -> 
             raise ReplyRejected("malformed_json", f"tool input is not JSON ({exc.msg})") from None
     if not isinstance(raw, Mapping):
         raise ReplyRejected("malformed_json", "tool input is not a JSON object")
+    return raw
+
+
+def validate_input(model: type[M], raw: Mapping[str, Any]) -> M:
+    """`raw` as a `model`, or `ReplyRejected("schema_violation")` naming the first error."""
     try:
-        verdict = ModelVerdict.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "input"
         raise ReplyRejected("schema_violation", f"{where}: {first['msg']}"[:200]) from None
-    allowed = set(allowed_actions)
-    outside = [step.action for step in verdict.plan if step.action not in allowed]
-    if outside:
-        shown = ", ".join(repr(a[:64]) for a in outside[:3])
-        raise ReplyRejected("action_outside_catalog", f"plan names {shown}")
-    return verdict
 
 
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """`schema` with every local `$ref` replaced by its definition and titles dropped."""
     defs: dict[str, Any] = schema.get("$defs", {})
 

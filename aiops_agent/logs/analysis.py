@@ -60,6 +60,8 @@ class Assessment:
     root_cause: str
     recommended_action: str
     urgency: Literal["low", "medium", "high"]
+    analyzer: str = "rules"
+    """Who assessed: `rules`, `bedrock-logs`, or a rules fallback with its reason."""
 
 
 def severity(template: str) -> float:
@@ -130,6 +132,7 @@ def alert_text(
         f"failure probability: {assessment.failure_probability:.2f} ({assessment.urgency})",
         f"likely cause: {assessment.root_cause}",
         f"recommended action: {assessment.recommended_action}",
+        f"assessed by: {assessment.analyzer}",
         "",
     ]
     for a in anomalies:

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.ports import ConflictError, Notifier
 from aiops_agent.logs.analysis import Anomaly, alert_text, assess
+from aiops_agent.logs.assessor import LogAssessor, RulesAssessor
 from aiops_agent.logs.budget import ScanBudget
 from aiops_agent.logs.detector import Detector, DetectorConfig, SeriesState, Verdict
 from aiops_agent.logs.groups import resolve_groups
@@ -81,6 +82,9 @@ class AnalyzerConfig:
             raise ValueError("backfill_windows, max_windows_per_cycle and min_count must be >= 1")
 
 
+NO_ANOMALY = assess([], 1)
+
+
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
@@ -99,6 +103,7 @@ class LogAnalyzer:
         source: LogSource | None = None,
         config: AnalyzerConfig | None = None,
         owner: str | None = None,
+        assessor: LogAssessor | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients
@@ -118,6 +123,7 @@ class LogAnalyzer:
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._detector = Detector(self.config.detector)
         self._miners: dict[str, TemplateMiner] = {}
+        self._assessor = assessor or RulesAssessor()
         self._budget = ScanBudget(self._patterns, self.config.daily_scan_budget_bytes)
         self._held: set[str] = set()
         self.period_ms = max(1, int(settings.log_poll_seconds * 1000))
@@ -338,7 +344,7 @@ class LogAnalyzer:
             for a in anomalies
             if now_ms - records[a.template_id].last_alert_ms >= cfg.suppression_s * 1000
         ]
-        result = assess(fresh, cfg.min_count)
+        result = await self._assessor.assess(fresh, cfg.min_count) if fresh else NO_ANOMALY
         self._metrics.failure_probability.labels(log_group=label).set(result.failure_probability)
         if not fresh or result.failure_probability < self._settings.failure_probability_threshold:
             if anomalies:
@@ -359,6 +365,7 @@ class LogAnalyzer:
                 "log_group": group[:200],
                 "failure_probability": f"{result.failure_probability:.2f}",
                 "urgency": result.urgency,
+                "analyzer": result.analyzer[:100],
             },
         )
         self._metrics.proactive_alerts.inc()

@@ -3,18 +3,22 @@ subscribed to the SNS topic. The LogAnalyzer is built directly, with 1-second wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiops_agent.analysis.factory import build_bedrock_clients
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.logs import AnalyzerConfig, LogAnalyzer, demo_log_spike
+from aiops_agent.logs.assessor import build_log_assessor
 from aiops_agent.logs.demo import SPIKE
 from aiops_agent.notify.sns import SnsNotifier
 from aiops_agent.obs.health import Health
 from aiops_agent.obs.metrics import Metrics
 from aiops_agent.settings import Settings
 from aiops_agent.store.tables import PATTERNS_ATTRIBUTE_DEFINITIONS, PATTERNS_KEY_SCHEMA
+from tests.fake_bedrock import AUTO, FakeBedrock
 
 
 class AheadClock:
@@ -50,9 +54,10 @@ async def _drain(aws: AwsClients, queue_url: str) -> list[dict[str, Any]]:
     return out
 
 
-async def test_normal_stream_then_spike_gives_one_proactive_alert(
-    aws: AwsClients, moto_endpoint: str, unique: str
-) -> None:
+async def _one_alert(
+    aws: AwsClients, moto_endpoint: str, unique: str, **extra: Any
+) -> tuple[str, str, Metrics]:
+    """Normal history then the spike, analyzed twice; the one alert's text and the metrics."""
     topic_arn, queue_url = await _subscribed_queue(aws, unique)
     group = f"/aiops/e2e/{unique}"
     settings = Settings(
@@ -62,6 +67,7 @@ async def test_normal_stream_then_spike_gives_one_proactive_alert(
         patterns_table=f"patterns-{unique}",
         incident_table=f"incidents-{unique}",
         sns_topic_arn=topic_arn,
+        **extra,
     )
     ddb = await aws.client("dynamodb")
     await ddb.create_table(
@@ -71,21 +77,26 @@ async def test_normal_stream_then_spike_gives_one_proactive_alert(
         BillingMode="PAY_PER_REQUEST",
     )
     metrics = Metrics()
-    analyzer = LogAnalyzer(
-        settings,
-        aws,
-        None,
-        SnsNotifier(aws, topic_arn),
-        metrics,
-        Health(metrics),
-        AheadClock(timedelta(seconds=2)),
-        config=AnalyzerConfig(backfill_windows=14, max_windows_per_cycle=40),
-    )
-    written = await demo_log_spike(aws, group, window_seconds=1, history_windows=13)
-    assert written == 13 * 3 + 25
+    async with contextlib.AsyncExitStack() as stack:
+        model_clients = build_bedrock_clients(settings, metrics)  # as the app builds them
+        if model_clients is not None:
+            await stack.enter_async_context(model_clients)
+        analyzer = LogAnalyzer(
+            settings,
+            aws,
+            None,
+            SnsNotifier(aws, topic_arn),
+            metrics,
+            Health(metrics),
+            AheadClock(timedelta(seconds=2)),
+            config=AnalyzerConfig(backfill_windows=14, max_windows_per_cycle=40),
+            assessor=build_log_assessor(settings, model_clients or aws, metrics),
+        )
+        written = await demo_log_spike(aws, group, window_seconds=1, history_windows=13)
+        assert written == 13 * 3 + 25
 
-    sent = await analyzer.run_once()  # the normal history (learned), then the spike
-    sent += await analyzer.run_once()  # nothing new: no second alert
+        sent = await analyzer.run_once()  # the normal history (learned), then the spike
+        sent += await analyzer.run_once()  # nothing new: no second alert
     assert sent == 1
 
     bodies = await _drain(aws, queue_url)
@@ -99,3 +110,29 @@ async def test_normal_stream_then_spike_gives_one_proactive_alert(
     assert SPIKE.split("{")[0].strip() in text  # the template is named
     assert "retrying request" not in text  # the benign recurring error did not alert
     assert metrics.proactive_alerts._value.get() == 1
+    return group, text, metrics
+
+
+async def test_normal_stream_then_spike_gives_one_proactive_alert(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    _, text, _ = await _one_alert(aws, moto_endpoint, unique)
+    assert "assessed by: rules" in text
+
+
+async def test_with_bedrock_the_model_assesses_the_one_alert(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    async with FakeBedrock(default=AUTO) as fake:
+        group, text, metrics = await _one_alert(
+            aws, moto_endpoint, unique, analyzer="bedrock", bedrock_endpoint_url=fake.url
+        )
+    assert len(fake.requests) == 1  # only the window with the anomaly reached the model
+    (request,) = fake.requests
+    assert request["toolConfig"]["toolChoice"] == {"tool": {"name": "record_log_assessment"}}
+    prompt = request["messages"][0]["content"][0]["text"]
+    assert "<log_anomalies>" in prompt and group in prompt and "new_template" in prompt
+    assert "assessed by: bedrock-logs" in text
+    assert "likely cause: model: new_template of 'ERROR payment-db connection refused" in text
+    labels = {"analyzer": "bedrock-logs", "outcome": "ok"}
+    assert metrics.registry.get_sample_value("aiops_analyzer_requests_total", labels) == 1
