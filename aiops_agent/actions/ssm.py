@@ -71,6 +71,22 @@ def source_label(idempotency_token: str) -> str:
     return f"{restore_label(idempotency_token)}.src"
 
 
+def own_restore(history: Sequence[Mapping[str, Any]]) -> int | None:
+    """The newest version, if the agent's own restore wrote it (it carries a restore label).
+
+    A restore is itself a change: Parameter Store reports it with a `Parameter Store Change`
+    event that has no principal, which reads like tampering. Undoing it would put the bad value
+    back, and the next restore would undo that: a loop. The label says whose write it was.
+    """
+    if not history:
+        return None
+    newest = max(history, key=lambda v: int(v["Version"]))
+    labels = newest.get("Labels") or []
+    if any(lab.startswith("aiops-") and not lab.endswith(".src") for lab in labels):
+        return int(newest["Version"])
+    return None
+
+
 @dataclass(frozen=True)
 class RestoreDecision:
     """What `execute` does, decided from the history alone (pure, unit-tested per case)."""
@@ -196,9 +212,9 @@ class RestoreParameter(BaseAction[RestoreParameterParams]):
     """Decrypting SecureStrings also needs kms:Decrypt/kms:Encrypt on their keys (key policy)."""
     params_model = RestoreParameterParams
 
-    async def _history(self, ssm: Any, name: str) -> list[dict[str, Any]]:
+    async def _history(self, ssm: Any, name: str, decrypt: bool = True) -> list[dict[str, Any]]:
         versions: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"Name": name, "WithDecryption": True, "MaxResults": 50}
+        kwargs: dict[str, Any] = {"Name": name, "WithDecryption": decrypt, "MaxResults": 50}
         for _ in range(MAX_HISTORY_PAGES):
             resp = await ssm.get_parameter_history(**kwargs)
             versions.extend(resp.get("Parameters", []))
@@ -231,6 +247,21 @@ class RestoreParameter(BaseAction[RestoreParameterParams]):
         except ClientError as exc:
             raise _Unwritable(error_code(exc) or "error") from None
         return int(resp["Version"])
+
+    async def precheck(self, params: Mapping[str, Any]) -> str | None:
+        """Not needed when the current version is the agent's own restore (see `own_restore`)."""
+        p = self.parse(params)
+        ssm = await self.deps.clients.client("ssm", region=p.region)
+        try:
+            history = await self._history(ssm, p.name, decrypt=False)
+        except ClientError as exc:
+            if error_code(exc) == "ParameterNotFound":
+                return None  # execute says so, as a failed step
+            raise
+        version = own_restore(history)
+        if version is None:
+            return None
+        return f"{p.name} version {version} is the agent's own restore: nothing to undo"
 
     async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
         p = self.parse(params)

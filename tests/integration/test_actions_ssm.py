@@ -188,3 +188,28 @@ async def test_region_param_and_dry_run(aws: AwsClients, unique: str) -> None:
     assert (await action.verify(params, outcome.result)).status == "PASSED"
     text = await action.dry_run(params)
     assert text.startswith("would restore") and name in text and "older than 2" in text
+
+
+async def test_the_change_event_of_our_own_restore_is_not_undone(
+    aws: AwsClients, unique: str
+) -> None:
+    """A restore writes a version; Parameter Store reports it without a principal, like any
+    change. Restoring "the one before the newest" then would put the bad value back (and the
+    next restore would undo that): the precheck sees the agent's label and stops the loop."""
+    name = f"/app/{unique}/flag"
+    ssm = await aws.client("ssm")
+    await ssm.put_parameter(Name=name, Value="good", Type="String")
+    await ssm.put_parameter(Name=name, Value="bad", Type="String", Overwrite=True)
+    action = _action(aws)
+    principal_less = {"name": name}  # what a Parameter Store Change event gives the plan
+    assert await action.precheck(principal_less) is None  # the bad write: restore it
+    assert (await action.execute(principal_less, f"inc-{unique}:0")).ok
+    assert await _value(aws, name) == "good"
+
+    reason = await action.precheck(principal_less)  # the restore's own change event
+
+    assert reason == f"{name} version 3 is the agent's own restore: nothing to undo"
+    assert await action.precheck({"name": name, "bad_version": 2}) is not None
+    await ssm.put_parameter(Name=name, Value="bad again", Type="String", Overwrite=True)
+    assert await action.precheck(principal_less) is None  # tampered again: restore again
+    assert await action.precheck({"name": f"/app/{unique}/missing"}) is None

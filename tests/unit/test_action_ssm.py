@@ -11,6 +11,7 @@ import pytest
 from aiops_agent.actions.ssm import (
     decide_restore,
     interpret_parameter,
+    own_restore,
     put_arguments,
     restore_label,
     source_label,
@@ -169,3 +170,17 @@ def test_interpret_parameter(
     if current is not None and expected_sha:
         sha = next(c for c in outcome.checks if c["check"] == "value_sha256")
         assert (sha["expected"] == sha["actual"]) is (current["value_sha256"] == expected_sha)
+
+
+def test_own_restore_is_the_newest_version_with_a_restore_label() -> None:
+    ours = restore_label("inc-1:0")
+    history = [
+        {"Version": 1, "Labels": [source_label("inc-2:0")]},
+        {"Version": 2, "Labels": []},
+        {"Version": 3, "Labels": [ours]},
+    ]
+    assert own_restore(history) == 3
+    assert own_restore(history[:2]) is None  # the newest is someone else's write
+    assert own_restore(history[:1]) is None  # a source marker is no restore
+    assert own_restore([*history, {"Version": 4}]) is None
+    assert own_restore([]) is None
