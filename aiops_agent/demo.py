@@ -23,7 +23,7 @@ from aiops_agent.app import build_clients, build_store, run_daemon
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.bootstrap import bootstrap
 from aiops_agent.demo_iac import play_terraform
-from aiops_agent.demo_scenarios import SCENARIOS, Scenario
+from aiops_agent.demo_scenarios import DEMO_PIPELINE, SCENARIOS, Scenario
 from aiops_agent.domain.models import Incident
 from aiops_agent.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
 from aiops_agent.logs import demo_log_spike
@@ -75,6 +75,10 @@ async def _run(
             verify_interval_seconds=1,
             verify_timeout_seconds=60,
             aws_max_attempts=2,
+            # Events without an author wait for their CloudTrail record (120 s in production);
+            # the demo's records come at once, so it shows the wait without sitting through it.
+            attribution_grace_seconds=2,
+            trusted_principals=[DEMO_PIPELINE],
             log_groups=[DEMO_LOG_GROUP],
             log_poll_seconds=2,
             analyzer=analyzer,

@@ -19,6 +19,8 @@ from aiops_agent.aws.clients import AwsClients
 
 ACCOUNT = "123456789012"
 DEMO_USER = f"arn:aws:iam::{ACCOUNT}:user/mallory"
+DEMO_PIPELINE = f"arn:aws:iam::{ACCOUNT}:role/demo-deploy-pipeline"
+"""The demo's trusted principal (AIOPS_TRUSTED_PRINCIPALS): its changes are intended."""
 
 Prepare = Callable[[AwsClients], Awaitable[dict[str, str]]]
 Act = Callable[[AwsClients, dict[str, str]], Awaitable[list[dict[str, Any]]]]
@@ -50,13 +52,14 @@ def _state_change(instance_id: str, state: str, region: str) -> dict[str, Any]:
     }
 
 
-def _cloudtrail(service: str, name: str, params: dict[str, Any], region: str) -> dict[str, Any]:
+def _cloudtrail(
+    service: str, name: str, params: dict[str, Any], region: str, principal: str = DEMO_USER
+) -> dict[str, Any]:
     detail = {
         "eventVersion": "1.08",
         "userIdentity": {
-            "type": "IAMUser",
-            "arn": DEMO_USER,
-            "userName": "mallory",
+            "type": "IAMUser" if ":user/" in principal else "AssumedRole",
+            "arn": principal,
             "accountId": ACCOUNT,
         },
         "eventTime": _now(),
@@ -104,6 +107,29 @@ async def _act_stopped(clients: AwsClients, res: dict[str, str]) -> list[dict[st
     ec2 = await clients.client("ec2")
     await ec2.stop_instances(InstanceIds=[res["instance_id"]])
     return [_state_change(res["instance_id"], "stopped", clients.region)]
+
+
+# ---------------------------------------------------------------- EC2 stopped by the pipeline
+
+
+async def _prepare_pipeline_stop(clients: AwsClients) -> dict[str, str]:
+    return {"instance_id": await _run_instance(clients, "demo-canary-1")}
+
+
+async def _act_pipeline_stop(clients: AwsClients, res: dict[str, str]) -> list[dict[str, Any]]:
+    """The deploy pipeline stops a canary: EC2 reports it at once and without an author, then
+    CloudTrail names the pipeline's role. The agent waits for the name and leaves it stopped."""
+    ec2 = await clients.client("ec2")
+    instance_id = res["instance_id"]
+    await ec2.stop_instances(InstanceIds=[instance_id])
+    call = _cloudtrail(
+        "ec2",
+        "StopInstances",
+        {"instancesSet": {"items": [{"instanceId": instance_id}]}},
+        clients.region,
+        principal=DEMO_PIPELINE,
+    )
+    return [_state_change(instance_id, "stopped", clients.region), call]
 
 
 # ---------------------------------------------------------------- EC2 terminated
@@ -220,6 +246,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         _act_stopped,
         "instance_id",
         frozenset({"COMPLETED"}),
+    ),
+    Scenario(
+        "EC2 instance stopped by the trusted deploy pipeline (left stopped)",
+        _prepare_pipeline_stop,
+        _act_pipeline_stop,
+        "instance_id",
+        frozenset({"IGNORED"}),
     ),
     Scenario(
         "EC2 instance terminated (CloudTrail call + state change: one incident)",

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     breaker_threshold: int = Field(default=10, ge=1)
     breaker_window_minutes: float = Field(default=5, gt=0)
     review_timeout_minutes: float = Field(default=1440, gt=0)
+    attribution_grace_seconds: float = Field(default=120, ge=0)
+    """How long a change that AWS reports without its author (an EC2 state change, a Parameter
+    Store Change) waits, counted from the change, for its CloudTrail record before the agent
+    acts: a trusted principal's call closes the incident (a deploy is not undone), anyone
+    else's lets it go on. 0 acts at once."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -110,6 +115,7 @@ class Settings(BaseSettings):
             lease_ttl=timedelta(seconds=self.verify_timeout_seconds + 300),
             breaker_threshold=self.breaker_threshold,
             breaker_window=timedelta(minutes=self.breaker_window_minutes),
+            attribution_grace=timedelta(seconds=self.attribution_grace_seconds),
         )
 
 

@@ -116,6 +116,10 @@ class Stack:
             # Every recovery here is a fresh instance: the mass-failure breaker would (rightly)
             # stop a flood of them, which is not what a throughput figure measures.
             "AIOPS_BREAKER_THRESHOLD": "1000000000",
+            # The "recovered" events are EC2 state changes, which carry no author: in production
+            # they wait (AIOPS_ATTRIBUTION_GRACE_SECONDS) for their CloudTrail record. Throughput
+            # and latency here measure the pipeline, not that deliberate wait.
+            "AIOPS_ATTRIBUTION_GRACE_SECONDS": "0",
         }
         return {**env, **extra}
 

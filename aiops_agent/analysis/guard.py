@@ -75,6 +75,7 @@ def reconcile(verdict: ModelVerdict, rules: Analysis, *, threshold: float) -> An
         plan=plan,
         requires_approval=review or rules.requires_approval,
         analyzer=ANALYZER_NAME,
+        intended=rules.intended and classification is Classification.NORMAL,
     )
 
 

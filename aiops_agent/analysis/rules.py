@@ -122,10 +122,12 @@ class RulesAnalyzer:
             return normal(0.95, f"read-only call ({action}): nothing changed")
         intended = self._intended(event)
         if intended is not None:
-            return normal(0.95, intended)
+            return normal(0.95, intended).model_copy(update={"intended": True})
         if self._by_autoscaling(event):
             kind = "scale-in" if action == "TerminateInstances" else "capacity change"
-            return normal(0.9, f"{action} by EC2 Auto Scaling: expected {kind}, not recovered")
+            return normal(
+                0.9, f"{action} by EC2 Auto Scaling: expected {kind}, not recovered"
+            ).model_copy(update={"intended": True})
         if is_call:
             rule = CALL_RULES.get((event.resource_type, event.action))
         else:

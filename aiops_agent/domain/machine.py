@@ -160,9 +160,21 @@ def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> R
     ev = sig.event
     if ev.event_id == inc.event_id or ev.event_id in inc.related_event_ids:
         return inc, []
+    related = (*inc.related_event_ids, ev.event_id)
+    explains = ev.details.get("explains")
+    if explains:
+        by = f"{ev.action} by {ev.principal or 'unknown'}"
+        if inc.workflow_state is S.PLANNING and not inc.pending and not inc.recovery_actions:
+            # Waiting for the author of a change reported without one, and it is a trusted
+            # principal: an intended change (a deploy), nothing to undo.
+            detail = f"explained by {by} ({explains}): an intended change, nothing to recover"
+            closed = _close(inc, now, S.IGNORED, detail, notify=False)[0]
+            return closed.model_copy(update={"related_event_ids": related}), []
+        detail = f"related event joined: {ev.detail_type}: {by} (intended: {explains})"
+        return _note(inc, now, detail, related_event_ids=related), []
     kind = "resolved" if ev.details.get("resolves") else "related event joined"
     detail = f"{kind}: {ev.detail_type}: {ev.action}"
-    return _note(inc, now, detail, related_event_ids=(*inc.related_event_ids, ev.event_id)), []
+    return _note(inc, now, detail, related_event_ids=related), []
 
 
 def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) -> Result:
@@ -241,7 +253,7 @@ def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy)
 
 
 def _on_plan_deferred(inc: Incident, sig: PlanDeferred, now: datetime, _: Policy) -> Result:
-    detail = f"backing off until {sig.until.isoformat(timespec='seconds')}: {sig.reason}"
+    detail = f"deferred until {sig.until.isoformat(timespec='seconds')}: {sig.reason}"
     return _note(inc, now, detail, next_check_at=sig.until), []
 
 
@@ -391,7 +403,8 @@ _TABLE: dict[tuple[WorkflowState, str], _Handler] = {
     (S.VERIFYING, "verify_result"): _on_verify_result,
     (S.VERIFYING, "tick"): _on_tick,
     # Further events about the resource join the timeline, even of a closed incident (the
-    # engine decides which incident an event belongs to); they never move the state.
+    # engine decides which incident an event belongs to); they never move the state, except a
+    # trusted change that explains an incident still waiting for its author (-> IGNORED).
     **{(s, "related_event"): _on_related for s in WorkflowState},
     **{(s, "notified"): _on_notified for s in WorkflowState},
 }

@@ -119,6 +119,10 @@ class Analysis(_Frozen):
     plan: tuple[PlanStep, ...] = ()
     requires_approval: bool = False
     analyzer: str = "rules"
+    intended: bool = False
+    """NORMAL because of who made the change: the agent, its recovery project, a trusted
+    principal or EC2 Auto Scaling. Such a call explains the same change reported without its
+    author (an EC2 state change, a Parameter Store Change)."""
 
 
 class ActionRecord(_Frozen):

@@ -35,6 +35,7 @@ from aiops_agent.domain.ports import Clock, ConflictError, Coordination, Inciden
 from aiops_agent.engine.locks import KeyedLocks
 from aiops_agent.engine.planner import lease_key
 from aiops_agent.engine.runner import CommandRunner
+from aiops_agent.intake.attribution import explains, reported_as
 from aiops_agent.obs.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -43,6 +44,8 @@ MAX_ROUNDS = 32
 """A bound on commands per drive: the state machine has no cycles without a stored wait."""
 SAVE_ATTEMPTS = 5
 """Reload-and-decide-again attempts when a conditional save loses to another writer."""
+CLOCK_SKEW = timedelta(seconds=60)
+"""How much earlier than its call a report of the effect may be stamped (clocks differ)."""
 
 
 class NotFound(Exception):
@@ -78,7 +81,9 @@ class Engine:
         """Turn one normalized event into a new incident, or join it to an open one.
 
         Returns the incident as it stands (None only for a normal event that was not stored).
-        A NORMAL verdict costs no store access at all.
+        A NORMAL verdict costs no store access, except an intended call whose effect AWS also
+        reports without an author (a trusted StopInstances, PutParameter, ...): a query and,
+        unless it explains a waiting incident, one write that records it.
         """
         self._metrics.event_received(event.resource_type)
         incident_id = incident_id_for(event.event_id, event.resource_key)
@@ -141,6 +146,8 @@ class Engine:
                 self._metrics.incident_closed(WorkflowState.IGNORED.value, event.resource_type, 0)
                 if event.details.get("resolves"):
                     return await self._note_resolution(event)
+                if signal.analysis.intended and reported_as(event):
+                    return await self._note_intended(event, incident)
                 return None
         async with self._locks.hold(event.resource_key):
             # Only the look-up and the create hold the lock: a second event about this resource
@@ -181,6 +188,26 @@ class Engine:
         noted, _ = await self._apply_with_retry(raised, RelatedEvent(event=event))
         return noted
 
+    async def _note_intended(self, event: NormalizedEvent, ignored: Incident) -> Incident | None:
+        """An intended call (NORMAL: a trusted principal's, the agent's, Auto Scaling's) whose
+        effect AWS also reports without an author (intake/attribution.py).
+
+        If that report came first and opened an incident that waits for its author, the call
+        explains it and it closes. Otherwise the call is recorded (IGNORED), so that a report
+        arriving after it joins it instead of opening an incident.
+        """
+        async with self._locks.hold(event.resource_key):  # ordered with reports on this replica
+            waiting = await self._store.open_for_resource(event.resource_key)
+            if waiting is not None and waiting.event is not None and explains(event, waiting.event):
+                why = "; ".join(ignored.reasons)[:300] or "an intended change"
+                details = {**event.details, "explains": why}
+                explained = event.model_copy(update={"details": details})
+                noted, _ = await self._apply_with_retry(waiting, RelatedEvent(event=explained))
+                return noted
+            if await self._store.create(ignored):
+                return ignored.model_copy(update={"version": 1})
+        return await self._store.get(ignored.incident_id)
+
     async def _correlate(self, event: NormalizedEvent) -> Incident | None:
         """The incident this event belongs to, if any: one event fan-out, one incident.
 
@@ -198,7 +225,19 @@ class Engine:
             boundary = min(started) if started else recent.updated_at
             if event.time <= boundary:
                 return recent
+            if self._reports(recent, event):
+                return recent
         return None
+
+    def _reports(self, recorded: Incident, event: NormalizedEvent) -> bool:
+        """`event` (no author) reports the effect of the intended call `recorded` stands for."""
+        call = recorded.event
+        return (
+            recorded.workflow_state is WorkflowState.IGNORED
+            and call is not None
+            and explains(call, event)
+            and call.time - CLOCK_SKEW <= event.time <= call.time + self._correlation_window
+        )
 
     async def _resume(self, incident: Incident, *, only_if_orphaned: bool = False) -> Incident:
         now = self._clock.now()

@@ -31,6 +31,7 @@ from aiops_agent.domain.ports import (
     IncidentStore,
     Notifier,
 )
+from aiops_agent.intake.attribution import explains
 from aiops_agent.obs.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,13 @@ class PlannerConfig:
     lease_ttl: timedelta = timedelta(minutes=15)
     breaker_threshold: int = 10
     breaker_window: timedelta = timedelta(minutes=5)
+    attribution_grace: timedelta = timedelta(0)
+    """Wait, from the change, for the CloudTrail record of a change reported without its author
+    (`AIOPS_ATTRIBUTION_GRACE_SECONDS`); 0 acts at once."""
+
+
+ATTRIBUTION_LOOKBACK = timedelta(minutes=15)
+"""How long before a change its call may have been recorded (a stop takes a while to land)."""
 
 
 def lease_key(incident: Incident) -> str:
@@ -77,6 +85,9 @@ class Planner:
         steps = self._runnable(command.steps)
         if not steps:
             return PlanReady(command_id=command.id, steps=())
+        unattributed = await self._attribution(incident, command)
+        if unattributed is not None:
+            return unattributed
         not_needed = await self._prechecks(steps)
         if not_needed is not None:
             return Suppressed(command_id=command.id, reason=f"not needed: {not_needed}")
@@ -102,6 +113,46 @@ class Planner:
             steps=tuple(steps),
             requires_approval=any(self._catalog.requires_approval(s.action) for s in steps),
         )
+
+    async def _attribution(
+        self, incident: Incident, command: Plan
+    ) -> PlanDeferred | Suppressed | None:
+        """Wait for the author of a change reported without one, then look for it once more.
+
+        An EC2 state change or a Parameter Store Change says what changed, not who changed it.
+        AWS delivers the CloudTrail record of the call separately, usually later. If a trusted
+        principal made the call (a deploy pipeline, the agent itself, Auto Scaling), the engine
+        closes the incident when the record arrives. When the wait is over, the record may
+        still have been stored under its own incident by another replica, in a race with this
+        one: it is looked for, and it stops the plan.
+        """
+        grace = self._config.attribution_grace
+        event = incident.event
+        if not grace or event is None or event.principal or incident.approved_by is not None:
+            return None
+        until = event.time + grace
+        if self._clock.now() < until:
+            return PlanDeferred(
+                command_id=command.id,
+                until=until,
+                reason=(
+                    "the change was reported without its author: waiting for its CloudTrail "
+                    "record (a trusted principal's change needs no recovery)"
+                ),
+            )
+        since = event.time - ATTRIBUTION_LOOKBACK
+        for recorded in await self._store.recent_for_resource(incident.resource_key, since):
+            call = recorded.event
+            ignored = recorded.workflow_state is WorkflowState.IGNORED
+            if ignored and call is not None and explains(call, event):
+                return Suppressed(
+                    command_id=command.id,
+                    reason=(
+                        f"not needed: {call.action} by {call.principal} made this change "
+                        f"({'; '.join(recorded.reasons)[:200]})"
+                    ),
+                )
+        return None
 
     async def _prechecks(self, steps: list[PlanStep]) -> str | None:
         """The first reason an action of the plan gives for not being needed, if any."""

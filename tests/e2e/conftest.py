@@ -85,6 +85,9 @@ FAST_AGENT = {
     "AIOPS_AWS_MAX_ATTEMPTS": "3",
     # Tests that recover dozens of instances at once are not the mass event the breaker is for.
     "AIOPS_BREAKER_THRESHOLD": "1000",
+    # Most tests send EC2 state changes without a CloudTrail record: act at once. The wait for
+    # the author is tested on its own (test_attribution.py).
+    "AIOPS_ATTRIBUTION_GRACE_SECONDS": "0",
 }
 """Settings that make the daemon's timers fit a test: leases, sweeps and polls in seconds."""
 

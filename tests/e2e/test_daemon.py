@@ -54,6 +54,7 @@ async def stack(aws: AwsClients, moto_endpoint: str, unique: str) -> AsyncIterat
         sweep_seconds=0.5,
         verify_interval_seconds=0.5,
         aws_max_attempts=1,
+        attribution_grace_seconds=0,  # the wait for an author: test_a_trusted_pipelines_stop...
     )
     boot = await bootstrap(aws, settings, queue_name=f"events-{unique}")
     settings = settings.model_copy(
@@ -160,6 +161,71 @@ async def test_stopped_instance_is_recovered_end_to_end(aws: AwsClients, stack: 
         )
         assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
         assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(daemon, timeout=30) == 0
+
+
+PIPELINE = "arn:aws:iam::123456789012:role/deploy-pipeline"
+
+
+def stop_call(instance_id: str, principal: str) -> dict[str, Any]:
+    """The CloudTrail record of a StopInstances call, as EventBridge delivers it."""
+    detail = {
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "AssumedRole", "arn": principal, "accountId": "123456789012"},
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "StopInstances",
+        "awsRegion": "us-east-1",
+        "requestParameters": {"instancesSet": {"items": [{"instanceId": instance_id}]}},
+        "eventID": f"ct-{instance_id}",
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+    }
+    return {
+        "Source": "aws.ec2",
+        "DetailType": "AWS API Call via CloudTrail",
+        "Detail": json.dumps(detail),
+    }
+
+
+async def test_a_trusted_pipelines_stop_is_not_undone(aws: AwsClients, stack: Stack) -> None:
+    """EC2 reports the stop at once and without its author; the CloudTrail record, with the
+    pipeline's role, comes later. The agent waits for it and leaves the instance stopped."""
+    instance_id = await launch(aws)
+    ec2 = await aws.client("ec2")
+    await ec2.stop_instances(InstanceIds=[instance_id])
+    settings = stack.settings.model_copy(
+        update={"attribution_grace_seconds": 20, "trusted_principals": [PIPELINE]}
+    )
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(settings, stop=stop, install_signal_handlers=False))
+    try:
+        events = await aws.client("events")
+        store = build_store(settings, aws)
+
+        async def waiting() -> Incident | None:
+            found = await store.list_incidents(resource_type="ec2")
+            mine = [i for i in found if i.resource_id == instance_id and i.next_check_at]
+            return mine[0] if mine else None
+
+        await events.put_events(Entries=[state_change(instance_id, "stopped")])
+        opened = await wait_for(waiting)
+        assert opened.workflow_state is WorkflowState.PLANNING
+        assert "waiting for its CloudTrail record" in opened.timeline[-1].detail
+
+        await events.put_events(Entries=[stop_call(instance_id, PIPELINE)])
+
+        async def closed() -> Incident | None:
+            got = await store.get(opened.incident_id)
+            return got if got is not None and got.terminal else None
+
+        incident = await wait_for(closed)
+        assert incident.workflow_state is WorkflowState.IGNORED, incident.timeline
+        assert "explained by StopInstances by " + PIPELINE in incident.timeline[-1].detail
+        assert incident.recovery_actions == ()
+        assert await instance_state(aws, instance_id) == "stopped"
     finally:
         stop.set()
         assert await asyncio.wait_for(daemon, timeout=30) == 0

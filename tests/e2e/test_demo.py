@@ -26,9 +26,14 @@ def test_demo_recovers_every_scenario_and_exits_0() -> None:
     assert by_type == [
         ("ec2", "COMPLETED"),
         ("ec2", "COMPLETED"),
+        ("ec2", "IGNORED"),
         ("lambda", "COMPLETED"),
         ("ssm", "COMPLETED"),
     ]
+    (pipeline,) = [i for i in incidents if i["workflow_state"] == "IGNORED"]
+    assert pipeline["recovery_actions"] == [] and pipeline["related_event_ids"]
+    assert "demo-deploy-pipeline" in pipeline["timeline"][-1]["detail"]
+    incidents = [i for i in incidents if i is not pipeline]
     for incident in incidents:
         assert incident["verification"]["status"] == "PASSED"
         states = [entry["state"] for entry in incident["timeline"]]

@@ -462,3 +462,123 @@ async def test_two_resources_are_independent() -> None:
     ]
     assert {i.workflow_state for i in results} == {S.COMPLETED}
     assert len(r.action.executed) == 3
+
+
+PIPELINE = "arn:aws:iam::123456789012:role/deploy-pipeline"
+
+
+class ByAuthor:
+    """The rules' view of authorship: the pipeline's calls are intended, anything else fails."""
+
+    name = "by-author"
+
+    async def analyze(self, event: NormalizedEvent) -> Analysis:
+        if event.principal == PIPELINE:
+            return Analysis(
+                classification=Classification.NORMAL,
+                confidence=0.95,
+                reasons=("change by trusted principal deploy-pipeline",),
+                intended=True,
+            )
+        return await FixedAnalyzer().analyze(event)
+
+
+def call(event_id: str, principal: str, at: datetime = T0) -> NormalizedEvent:
+    """The CloudTrail record of the stop: the same change, with its author."""
+    return ev(event_id, at=at).model_copy(
+        update={
+            "detail_type": "AWS API Call via CloudTrail",
+            "action": "StopInstances",
+            "principal": principal,
+        }
+    )
+
+
+def grace_rig() -> Rig:
+    return rig(
+        analyzer=ByAuthor(),
+        planner_config=PlannerConfig(
+            backoff_base=timedelta(minutes=5), attribution_grace=timedelta(seconds=120)
+        ),
+    )
+
+
+async def test_a_trusted_pipelines_stop_is_not_undone() -> None:
+    r = grace_rig()
+    opened = await r.engine.handle_event(ev("state-1"))  # no author: wait for CloudTrail
+    assert opened is not None and opened.workflow_state is S.PLANNING
+    assert opened.next_check_at == T0 + timedelta(seconds=120)
+    assert "waiting for its CloudTrail record" in opened.timeline[-1].detail
+    r.clock.advance(45)  # CloudTrail's copy of the call arrives
+    closed = await r.engine.handle_event(call("ct-1", PIPELINE))
+    assert closed is not None and closed.incident_id == opened.incident_id
+    assert closed.workflow_state is S.IGNORED and closed.related_event_ids == ("ct-1",)
+    assert "explained by StopInstances by " + PIPELINE in closed.timeline[-1].detail
+    r.clock.advance(600)
+    assert await r.sweeper.sweep_once() == 0
+    assert r.action.executed == [] and r.notifier.sent == []
+
+
+async def test_an_unexplained_change_is_recovered_when_the_wait_is_over() -> None:
+    r = grace_rig()
+    opened = await r.engine.handle_event(ev("state-1"))
+    assert opened is not None and r.action.executed == []
+    r.clock.advance(30)
+    joined = await r.engine.handle_event(call("ct-1", "arn:aws:iam::123456789012:user/mallory"))
+    assert joined is not None and joined.incident_id == opened.incident_id
+    assert joined.workflow_state is S.PLANNING  # someone else's stop: still to be recovered
+    r.clock.t = T0 + timedelta(seconds=120)
+    assert await r.sweeper.sweep_once() == 1
+    done = await r.store.get(opened.incident_id)
+    assert done is not None and done.workflow_state is S.COMPLETED
+    assert len(r.action.executed) == 1
+
+
+async def test_no_wait_for_a_call_with_its_author_or_a_change_already_old() -> None:
+    r = grace_rig()
+    with_author = await r.engine.handle_event(call("ct-1", "arn:aws:iam::123456789012:user/bob"))
+    assert with_author is not None and with_author.workflow_state is S.COMPLETED
+    r.clock.advance(3600)
+    old = await r.engine.handle_event(ev("state-9", "i-2", at=r.clock.now() - timedelta(minutes=5)))
+    assert old is not None and old.workflow_state is S.COMPLETED
+    assert len(r.action.executed) == 2
+
+
+async def test_a_call_recorded_first_covers_the_report_that_follows() -> None:
+    r = grace_rig()
+    recorded = await r.engine.handle_event(call("ct-1", PIPELINE))  # CloudTrail first, this time
+    assert recorded is not None and recorded.workflow_state is S.IGNORED
+    r.clock.advance(40)  # the instance reaches "stopped" 40 s after the call
+    report = await r.engine.handle_event(ev("state-1", at=r.clock.now()))
+    assert report is not None and report.incident_id == recorded.incident_id
+    assert report.workflow_state is S.IGNORED and report.related_event_ids == ("state-1",)
+    assert len(await r.store.list_incidents()) == 1 and r.action.executed == []
+
+
+async def test_a_call_stored_by_another_replica_in_a_race_stops_the_plan_at_the_end() -> None:
+    r = grace_rig()
+    opened = await r.engine.handle_event(ev("state-1"))
+    assert opened is not None and opened.workflow_state is S.PLANNING
+    other = grace_rig()  # another replica took the call and did not see the waiting incident
+    recorded = await other.engine.handle_event(call("ct-1", PIPELINE))
+    assert recorded is not None
+    assert await r.store.create(recorded.model_copy(update={"version": 0}))
+    r.clock.t = T0 + timedelta(seconds=120)
+    assert await r.sweeper.sweep_once() == 1
+    done = await r.store.get(opened.incident_id)
+    assert done is not None and done.workflow_state is S.SUPPRESSED
+    assert f"not needed: StopInstances by {PIPELINE} made this change" in done.timeline[-1].detail
+    assert r.action.executed == []
+
+
+async def test_an_intended_call_explains_only_the_report_of_its_own_effect() -> None:
+    r = grace_rig()
+    opened = await r.engine.handle_event(ev("state-1"))  # stopped
+    assert opened is not None
+    start = call("ct-1", PIPELINE).model_copy(update={"action": "StartInstances"})
+    await r.engine.handle_event(start)  # a start does not explain a stop
+    r.clock.t = T0 + timedelta(seconds=120)
+    assert await r.sweeper.sweep_once() == 1
+    done = await r.store.get(opened.incident_id)
+    assert done is not None and done.workflow_state is S.COMPLETED
+    assert len(r.action.executed) == 1

@@ -446,3 +446,46 @@ def test_every_state_signal_pair(state: WorkflowState, signal: Signal) -> None:
 def test_terminal_states_accept_only_notifications_and_related_events() -> None:
     terminal_pairs = {(s, k) for (s, k) in valid_pairs() if s.terminal}
     assert {k for _, k in terminal_pairs} == {"notified", "related_event"}
+
+
+def trusted_call(event_id: str = "ct-1") -> NormalizedEvent:
+    return event(event_id, "StopInstances").model_copy(
+        update={
+            "detail_type": "AWS API Call via CloudTrail",
+            "principal": "arn:aws:iam::123456789012:role/deploy-pipeline",
+            "details": {"explains": "change by trusted principal deploy-pipeline"},
+        }
+    )
+
+
+def waiting_for_its_author() -> Incident:
+    inc, _ = run(
+        fresh(),
+        EventReceived(event=event()),
+        Analyzed(command_id="analyze", analysis=analysis()),
+        PlanDeferred(command_id="plan", until=T0 + timedelta(minutes=2), reason="no author"),
+    )
+    return inc
+
+
+def test_a_trusted_change_closes_an_incident_waiting_for_its_author() -> None:
+    inc, cmds = decide(waiting_for_its_author(), RelatedEvent(event=trusted_call()), T0)
+    assert inc.workflow_state is S.IGNORED and cmds == [] and inc.pending == ()
+    assert inc.next_check_at is None and inc.related_event_ids == ("ct-1",)
+    assert inc.timeline[-1].detail == (
+        "explained by StopInstances by arn:aws:iam::123456789012:role/deploy-pipeline "
+        "(change by trusted principal deploy-pipeline): an intended change, nothing to recover"
+    )
+
+
+def test_a_trusted_change_only_notes_an_incident_that_is_already_acting() -> None:
+    acting = to_executing(START)
+    inc, cmds = decide(acting, RelatedEvent(event=trusted_call()), T0)
+    assert inc.workflow_state is S.EXECUTING and cmds == []
+    assert "(intended: change by trusted principal" in inc.timeline[-1].detail
+    planning, _ = run(
+        fresh(), EventReceived(event=event()), Analyzed(command_id="analyze", analysis=analysis())
+    )
+    assert pending_ids(planning) == ["plan"]  # the plan is being made: no closing under it
+    inc, _ = decide(planning, RelatedEvent(event=trusted_call()), T0)
+    assert inc.workflow_state is S.PLANNING and pending_ids(inc) == ["plan"]

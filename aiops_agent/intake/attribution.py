@@ -1,0 +1,38 @@
+"""Which events without an author report the effect of which API call.
+
+EC2 reports an instance's new state, and Parameter Store a parameter's change, within seconds
+and without saying who made it; the CloudTrail record of the call, with its principal, comes
+separately (sometimes first, usually later). This table pairs the two, so that an intended
+call (a trusted principal's, the agent's own, EC2 Auto Scaling's) explains the report of its
+own effect, and a report is not taken for a new failure.
+"""
+
+from __future__ import annotations
+
+from aiops_agent.domain.models import NormalizedEvent
+
+REPORTED_AS: dict[tuple[str, str], frozenset[str]] = {
+    ("ec2", "StopInstances"): frozenset({"state:stopping", "state:stopped"}),
+    ("ec2", "TerminateInstances"): frozenset({"state:shutting-down", "state:terminated"}),
+    ("ssm", "PutParameter"): frozenset({"Create", "Update"}),
+    ("ssm", "DeleteParameter"): frozenset({"Delete"}),
+    ("ssm", "DeleteParameters"): frozenset({"Delete"}),
+}
+"""(resource type, API call) -> the `action` of the author-less events that report its effect:
+the EC2 Instance State-change Notification's state, the Parameter Store Change's operation."""
+
+
+def reported_as(call: NormalizedEvent) -> frozenset[str]:
+    """The actions of the author-less reports of this call's effect (empty: none exist)."""
+    if not call.principal or not call.succeeded or call.read_only:
+        return frozenset()
+    return REPORTED_AS.get((call.resource_type, call.action), frozenset())
+
+
+def explains(call: NormalizedEvent, report: NormalizedEvent) -> bool:
+    """Whether `report` (no author) may be the report of `call`'s effect on the same resource."""
+    return (
+        not report.principal
+        and report.resource_key == call.resource_key
+        and report.action in reported_as(call)
+    )
