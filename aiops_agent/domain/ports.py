@@ -43,6 +43,9 @@ class IncidentStore(Protocol):
     async def recent_for_resource(self, resource_key: str, since: datetime) -> list[Incident]:
         """Incidents about this resource created at or after `since`, newest first."""
 
+    async def latest_for_resource(self, resource_key: str, limit: int) -> list[Incident]:
+        """The `limit` newest incidents about this resource (any state), newest first."""
+
     async def list_incidents(
         self,
         *,

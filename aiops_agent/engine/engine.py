@@ -44,6 +44,9 @@ MAX_ROUNDS = 32
 """A bound on commands per drive: the state machine has no cycles without a stored wait."""
 SAVE_ATTEMPTS = 5
 """Reload-and-decide-again attempts when a conditional save loses to another writer."""
+LATEST = 20
+"""A resource's newest incidents read for correlation (one query); an open one further back, or
+more than this many in the correlation window, is looked up on its own."""
 CLOCK_SKEW = timedelta(seconds=60)
 """How much earlier than its call a report of the effect may be stamped (clocks differ)."""
 
@@ -216,11 +219,16 @@ class Engine:
         the state changes of one termination arrive minutes apart); an event about a change made
         after the recovery began is a recurrence and opens an incident of its own.
         """
-        open_incident = await self._store.open_for_resource(event.resource_key)
+        # One query serves both look-ups: while an incident about a resource is open, further
+        # events join it instead of opening new ones, so an open incident is among the newest.
+        latest = await self._store.latest_for_resource(event.resource_key, LATEST)
+        open_incident = next((i for i in latest if not i.terminal), None)
+        if open_incident is None and len(latest) >= LATEST:
+            open_incident = await self._store.open_for_resource(event.resource_key)
         if open_incident is not None:
             return open_incident
         since = self._clock.now() - self._correlation_window
-        for recent in await self._store.recent_for_resource(event.resource_key, since):
+        for recent in (i for i in latest if i.created_at >= since):
             started = [r.started_at for r in recent.recovery_actions]
             boundary = min(started) if started else recent.updated_at
             if event.time <= boundary:

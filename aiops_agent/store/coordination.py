@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiops_agent.aws.clients import AwsClients
@@ -25,6 +25,14 @@ def _epoch(at: datetime) -> int:
 
 def _bucket(at: datetime) -> str:
     return at.strftime("%Y%m%dT%H%M")
+
+
+BUCKET_SETTLE = timedelta(seconds=10)
+"""After its minute ends, how long a bucket may still be added to (replicas' clocks differ)."""
+
+
+def _bucket_end(bucket: str) -> datetime:
+    return datetime.strptime(bucket, "%Y%m%dT%H%M").replace(tzinfo=UTC) + timedelta(minutes=1)
 
 
 def _buckets(now: datetime, window: timedelta) -> list[str]:
@@ -60,6 +68,8 @@ class DynamoCoordination:
         self._clients = clients
         self._table = table
         self._deadline = deadline_s
+        self._settled: dict[tuple[str, str], int] = {}
+        """(counter, minute) -> its count, for minutes that can no longer change."""
 
     async def _ddb(self) -> Any:
         return await self._clients.client("dynamodb")
@@ -106,11 +116,18 @@ class DynamoCoordination:
             return  # someone else holds it now (ours expired): theirs to release
 
     async def count(self, counter: str, member: str, now: datetime, window: timedelta) -> int:
-        """Count `member` in this minute's bucket (once), return the window's total."""
+        """Count `member` in this minute's bucket (once), return the window's total.
+
+        One UpdateItem adds the member and returns this minute's set. Earlier minutes are read
+        with one BatchGetItem only while they may still change: a minute closed more than
+        `BUCKET_SETTLE` ago is read once and remembered by this replica. A replica whose clock
+        runs that far behind could still add to it unseen; the breaker would then count one
+        less, for the rest of the window.
+        """
         ddb = await self._ddb()
         buckets = _buckets(now, window)
         async with asyncio.timeout(self._deadline):
-            await ddb.update_item(
+            updated = await ddb.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{buckets[0]}"}},
                 UpdateExpression="ADD members :m SET expires_at = :x",
@@ -118,17 +135,33 @@ class DynamoCoordination:
                     ":m": {"SS": [member]},
                     ":x": {"N": str(_epoch(now + window + timedelta(hours=1)))},
                 },
+                ReturnValues="ALL_NEW",  # the set even when the member was in it already
             )
-            got = await ddb.batch_get_item(
-                RequestItems={
-                    self._table: {
-                        "Keys": [
-                            {"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{b}"}}
-                            for b in buckets[:100]
-                        ],
-                        "ProjectionExpression": "members",
+            total = len(updated.get("Attributes", {}).get("members", {}).get("SS", []))
+            earlier = buckets[1:100]
+            unsettled = [b for b in earlier if (counter, b) not in self._settled]
+            if unsettled:
+                got = await ddb.batch_get_item(
+                    RequestItems={
+                        self._table: {
+                            "Keys": [
+                                {"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{b}"}}
+                                for b in unsettled
+                            ],
+                            "ProjectionExpression": "sk, members",
+                        }
                     }
-                }
-            )
-        items = got.get("Responses", {}).get(self._table, [])
-        return sum(len(item.get("members", {}).get("SS", [])) for item in items)
+                )
+                counts = dict.fromkeys(unsettled, 0)
+                for item in got.get("Responses", {}).get(self._table, []):
+                    bucket = item["sk"]["S"].split("#", 1)[1]
+                    counts[bucket] = len(item.get("members", {}).get("SS", []))
+                for bucket, n in counts.items():
+                    if _bucket_end(bucket) + BUCKET_SETTLE <= now:
+                        self._settled[(counter, bucket)] = n
+                    total += n
+        total += sum(self._settled.get((counter, b), 0) for b in earlier if b not in unsettled)
+        oldest = buckets[-1]
+        for key in [k for k in self._settled if k[0] == counter and k[1] < oldest]:
+            del self._settled[key]
+        return total

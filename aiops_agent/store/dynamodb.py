@@ -235,6 +235,22 @@ class DynamoIncidentStore:
             )
         return [decode(record) for record in records]
 
+    async def latest_for_resource(self, resource_key: str, limit: int) -> list[Incident]:
+        """One unfiltered query, newest first: what correlation needs of a resource's past."""
+        if limit <= 0:
+            return []
+        async with asyncio.timeout(self._deadline_s):
+            records = await self._read(
+                "query",
+                limit=limit,
+                IndexName=INDEX_BY_RESOURCE,
+                KeyConditionExpression="#rk = :rk",
+                ExpressionAttributeNames={"#rk": "resource_key"},
+                ExpressionAttributeValues={":rk": {"S": resource_key}},
+                ScanIndexForward=False,
+            )
+        return [decode(record) for record in records]
+
     async def list_incidents(
         self,
         *,

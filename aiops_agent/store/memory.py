@@ -99,6 +99,10 @@ class MemoryIncidentStore:
         ]
         return [decode(r) for r in _newest_first(matches, by="created_at")]
 
+    async def latest_for_resource(self, resource_key: str, limit: int) -> list[Incident]:
+        candidates = [r for r in self._records.values() if r.resource_key == resource_key]
+        return [decode(r) for r in _newest_first(candidates, by="created_at")[:limit]]
+
     async def list_incidents(
         self,
         *,

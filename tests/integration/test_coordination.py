@@ -57,3 +57,32 @@ async def test_windowed_count_counts_each_member_once(coord: Coordination) -> No
     assert await coord.count("other", "inc-1", T0, window) == 1, "counters are separate"
     # Ten minutes on, the early members have left the window.
     assert await coord.count("destructive", "inc-3", T0 + timedelta(minutes=10), window) == 1
+
+
+async def test_closed_minutes_are_read_once_per_replica(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    """The breaker's count costs one UpdateItem; earlier minutes are read while they may still
+    change, then remembered. A second replica's counts still add up."""
+    await ensure_tables(aws, f"inc-{unique}", f"pat-{unique}")
+    calls: list[str] = []
+    async with AwsClients(
+        endpoint_url=moto_endpoint, on_call=lambda _s, op, _o: calls.append(op)
+    ) as counted:
+        replica = DynamoCoordination(counted, f"pat-{unique}")
+        other = DynamoCoordination(aws, f"pat-{unique}")
+        window = timedelta(minutes=5)
+        assert await other.count("destructive", "inc-0", T0, window) == 1
+        later = T0 + timedelta(minutes=2)
+        assert await replica.count("destructive", "inc-1", later, window) == 2
+        assert calls == ["UpdateItem", "BatchGetItem"]  # the earlier minutes, read once
+        calls.clear()
+        for n in range(2, 6):
+            total = await replica.count("destructive", f"inc-{n}", later, window)
+        assert total == 6
+        assert calls == ["UpdateItem"] * 4  # closed minutes come from memory
+        assert await other.count("destructive", "inc-9", later, window) == 7
+        calls.clear()
+        next_minute = later + timedelta(minutes=1)
+        assert await replica.count("destructive", "inc-10", next_minute, window) == 8
+        assert calls == ["UpdateItem", "BatchGetItem"]  # the minute just closed, read once

@@ -278,6 +278,23 @@ async def test_recent_for_resource_accepts_other_time_zones(store: IncidentStore
     assert ids(recent) == ["inc-0002"]
 
 
+async def test_latest_for_resource_is_the_newest_in_any_state(store: IncidentStore) -> None:
+    key = resource_key("ec2", "us-east-1", "i-0abc")
+    await create_all(
+        store,
+        make_incident(1, state=S.EXECUTING),
+        *(make_incident(n, state=S.COMPLETED) for n in range(2, 3 + PAGE_SIZE)),
+        make_incident(90, resource_id="i-other", state=S.RECEIVED),
+    )
+    latest = await store.latest_for_resource(key, 3)
+    newest = 2 + PAGE_SIZE
+    assert ids(latest) == [f"inc-{n:04d}" for n in (newest, newest - 1, newest - 2)]
+    everything = await store.latest_for_resource(key, 10 * PAGE_SIZE)
+    assert len(everything) == PAGE_SIZE + 2 and ids(everything)[-1] == "inc-0001"
+    assert await store.latest_for_resource(key, 0) == []
+    assert await store.latest_for_resource("ec2:us-east-1:i-nothing", 5) == []
+
+
 # ---------------------------------------------------------------- listings
 
 
