@@ -155,21 +155,25 @@ class Engine:
         async with self._locks.hold(event.resource_key):
             # Only the look-up and the create hold the lock: a second event about this resource
             # then finds the incident open and joins it while the first one is being driven.
-            existing = await self._store.get(incident_id)
+            # One query: the resource's newest incidents hold this event's own incident if it
+            # was delivered before (ids derive from the event), and what it may belong to.
+            latest = await self._store.latest_for_resource(event.resource_key, LATEST)
+            existing = next((i for i in latest if i.incident_id == incident_id), None)
             if existing is None:
-                related = await self._correlate(event)
+                related = await self._correlate(event, latest)
                 if related is not None:
                     joined, _ = await self._apply_with_retry(related, RelatedEvent(event=event))
                     return joined
-                created = await self._store.create(incident)
+                if not await self._store.create(incident):
+                    # Stored already: an older delivery (beyond the newest, or not yet in the
+                    # index), or another replica's create a moment ago.
+                    existing = await self._store.get(incident_id)
+                    if existing is None:
+                        return None
         if existing is not None:
             log.info("event.duplicate", state=existing.workflow_state.value)
             self._metrics.suppressions.labels("duplicate").inc()
             return await self._resume(existing, only_if_orphaned=True)
-        if not created:
-            # Another replica created it between our get and create: it owns it.
-            self._metrics.suppressions.labels("duplicate").inc()
-            return await self._store.get(incident_id)
         incident = incident.model_copy(update={"version": 1})
         log.info(
             "incident.opened",
@@ -211,17 +215,17 @@ class Engine:
                 return ignored.model_copy(update={"version": 1})
         return await self._store.get(ignored.incident_id)
 
-    async def _correlate(self, event: NormalizedEvent) -> Incident | None:
+    async def _correlate(self, event: NormalizedEvent, latest: list[Incident]) -> Incident | None:
         """The incident this event belongs to, if any: one event fan-out, one incident.
 
         An open incident about the resource takes every further event. A closed one takes the
         events that describe what happened before its recovery began (the CloudTrail call and
         the state changes of one termination arrive minutes apart); an event about a change made
         after the recovery began is a recurrence and opens an incident of its own.
+
+        `latest` is the resource's newest incidents. While an incident about a resource is open,
+        further events join it instead of opening new ones, so an open incident is among them.
         """
-        # One query serves both look-ups: while an incident about a resource is open, further
-        # events join it instead of opening new ones, so an open incident is among the newest.
-        latest = await self._store.latest_for_resource(event.resource_key, LATEST)
         open_incident = next((i for i in latest if not i.terminal), None)
         if open_incident is None and len(latest) >= LATEST:
             open_incident = await self._store.open_for_resource(event.resource_key)

@@ -582,3 +582,17 @@ async def test_an_intended_call_explains_only_the_report_of_its_own_effect() -> 
     done = await r.store.get(opened.incident_id)
     assert done is not None and done.workflow_state is S.COMPLETED
     assert len(r.action.executed) == 1
+
+
+async def test_a_redelivery_after_a_recurrence_is_its_own_incidents_duplicate() -> None:
+    r = rig()
+    first = await r.engine.handle_event(ev("ev-1"))
+    assert first is not None and first.workflow_state is S.COMPLETED
+    r.clock.advance(5)
+    second = await r.engine.handle_event(ev("ev-2", at=r.clock.now()))  # the failure is back
+    assert second is not None and second.incident_id != first.incident_id
+    again = await r.engine.handle_event(ev("ev-1"))  # SQS delivers the first event once more
+    assert again is not None and again.incident_id == first.incident_id
+    newer = await r.store.get(second.incident_id)
+    assert newer is not None and "ev-1" not in newer.related_event_ids
+    assert len(await r.store.list_incidents()) == 2
