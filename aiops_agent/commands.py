@@ -73,6 +73,7 @@ def explain(settings: Settings, path: Path, *, as_json: bool, analyzer: str | No
                 "requires_approval": analysis.requires_approval
                 or analysis.confidence < settings.confidence_threshold,
                 "analyzer": analysis.analyzer,
+                "intended": analysis.intended,
                 "normalized": event.model_dump(mode="json"),
             }
         )

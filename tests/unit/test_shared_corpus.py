@@ -196,3 +196,14 @@ def test_the_denied_deletion_is_a_security_notice(capsys: pytest.CaptureFixture[
     assert code == 0
     assert (out["resource_type"], out["resource_id"]) == ("rds", "production-db")
     assert any("security notice" in r for r in out["reasons"])
+
+
+def test_explain_says_when_a_change_is_intended(capsys: pytest.CaptureFixture[str]) -> None:
+    """Auto Scaling's scale-in is intended: it explains the instance's `terminated` report."""
+    if not EVENTS.exists():
+        pytest.skip(f"{EVENTS} is absent")
+    _, scale_in, _ = explain("ct_terminateinstances_autoscaling_panther", capsys)
+    _, by_hand, _ = explain("ct_stopinstances_iamuser_ctdocs", capsys)
+    results = scale_in if isinstance(scale_in, list) else [scale_in]
+    assert results and all(r["intended"] and r["classification"] == "NORMAL" for r in results)
+    assert by_hand["intended"] is False and by_hand["classification"] == "FAILURE"
