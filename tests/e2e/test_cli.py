@@ -28,6 +28,7 @@ def env(
         "AIOPS_PATTERNS_TABLE": f"pat-{unique}",
         "AIOPS_CODEBUILD_PROJECT": f"recovery-{unique}",
         "AIOPS_AWS_MAX_ATTEMPTS": "1",
+        "AIOPS_ATTRIBUTION_GRACE_SECONDS": "0",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -61,7 +61,9 @@ async def make_rig(moto_endpoint: str, unique: str) -> AsyncIterator[Any]:
             codebuild_project=f"recovery-{unique}",
             verify_interval_seconds=0.2,
             aws_max_attempts=1,
-            **overrides,
+            # These scenarios send EC2 state changes with no CloudTrail record to follow: act
+            # at once (the wait for an author: tests/unit/test_engine.py, test_daemon.py).
+            **{"attribution_grace_seconds": 0, **overrides},
         )
         metrics = Metrics()
         clients = AwsClients(
