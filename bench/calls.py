@@ -57,7 +57,12 @@ def phase_figures(calls: Mapping[str, float], events: int) -> dict[str, Any]:
         "events": events,
         "calls_per_event": round(every / events, 4),
         "dynamodb_writes_per_event": round(writes / events, 4),
-        "incident_puts_per_event": round(calls.get("dynamodb:PutItem", 0.0) / events, 4),
+        # Incident writes: a PutItem, or (with audit entries) one TransactWriteItems each.
+        "incident_puts_per_event": round(
+            (calls.get("dynamodb:PutItem", 0.0) + calls.get("dynamodb:TransactWriteItems", 0.0))
+            / events,
+            4,
+        ),
         "messages_per_receive": round(events / receives, 2) if receives else None,
         "by_operation": per_event(calls, events),
     }

@@ -3,6 +3,10 @@
 Receive in batches of up to 10 (long polling), for each message the incident writes the daemon
 does for that outcome (the first one a conditional claim, `attribute_not_exists`; the others
 conditional on the version, of an item as large as the daemon's), then one `DeleteMessageBatch`.
+Each write has the daemon's shape: one `TransactWriteItems` that puts the incident and its audit
+entry (an immutable item in the patterns table), so that the floor pays what the emulator charges
+for a transaction (moto copies every table a transaction touches: its cost grows with the
+tables, EMULATORS.md) exactly as the daemon does.
 No reads, no coordination, no notification, no parsing beyond telling the outcome. Same
 concurrency as the daemon (10 messages in flight, a batch processed while the next is received).
 """
@@ -39,6 +43,17 @@ def floor_writes(calls_result: Mapping[str, Any] | None) -> dict[str, int]:
     return writes
 
 
+def _condition_failed(exc: ClientError) -> bool:
+    """A lost claim: a failed condition, alone or as the reason a transaction was cancelled."""
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    reasons = exc.response.get("CancellationReasons") or []
+    return code == "TransactionCanceledException" and any(
+        r.get("Code") == "ConditionalCheckFailed" for r in reasons
+    )
+
+
 def kind_of(body: str) -> Kind:
     """The outcome of a benchmark event: all the floor needs to know about it."""
     event = json.loads(body)
@@ -66,11 +81,13 @@ class FloorLoop:
         table: str,
         writes: Mapping[str, int],
         doc_bytes: int = 2000,
+        audit_table: str | None = None,
     ) -> None:
         self._sqs = sqs
         self._ddb = ddb
         self._queue_url = queue_url
         self._table = table
+        self._audit_table = audit_table
         self._writes = writes
         self._doc = "x" * doc_bytes
         self.stats = FloorStats()
@@ -105,19 +122,35 @@ class FloorLoop:
             )
             state = "COMPLETED" if version == count else "EXECUTING"
             try:
-                async with asyncio.timeout(30):
-                    await self._ddb.put_item(
-                        TableName=self._table,
-                        Item=self._item(incident_id, version, state),
-                        **condition,
-                    )
+                async with asyncio.timeout(60):
+                    await self._write(incident_id, version, state, condition)
                 self.stats.puts += 1
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if not _condition_failed(exc):
                     raise
                 self.stats.puts += 1
                 self.stats.claims_lost += 1
                 return
+
+    async def _write(
+        self, incident_id: str, version: int, state: str, condition: Mapping[str, Any]
+    ) -> None:
+        item = self._item(incident_id, version, state)
+        if self._audit_table is None:
+            await self._ddb.put_item(TableName=self._table, Item=item, **condition)
+            return
+        audit = {
+            "pk": {"S": f"audit#{incident_id}"},
+            "sk": {"S": f"{version:06d}"},
+            "state": {"S": state},
+            "detail": {"S": "floor"},
+        }
+        await self._ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": self._table, "Item": item, **condition}},
+                {"Put": {"TableName": self._audit_table, "Item": audit}},
+            ]
+        )
 
     async def _batch(self, messages: list[dict[str, Any]]) -> None:
         try:

@@ -115,7 +115,15 @@ async def run_floor_feed(
             )
         sqs = await clients.client("sqs")
         ddb = await clients.client("dynamodb")
-        loop = FloorLoop(sqs, ddb, made.queue_url, settings.incident_table, writes, doc_bytes)
+        loop = FloorLoop(
+            sqs,
+            ddb,
+            made.queue_url,
+            settings.incident_table,
+            writes,
+            doc_bytes,
+            audit_table=settings.patterns_table,
+        )
         stop = asyncio.Event()
 
         async def done() -> int:
@@ -175,8 +183,10 @@ async def measure(events: int = DEFAULT_EVENTS, depth: int = DEFAULT_DEPTH) -> d
             f"the same {events} events by a closed-loop feeder (batches of 10, at most {depth} "
             "messages outstanding, polled every 0.1 s); events/s = events / (first send to "
             "the poll that saw the last message handled). Floor writes per outcome are the "
-            "incident PutItems the daemon does (calls.json), the first conditional on "
-            "attribute_not_exists, a duplicate's one failed claim."
+            "incident writes the daemon does (calls.json), the first conditional on "
+            "attribute_not_exists, a duplicate's one failed claim; each one TransactWriteItems "
+            "with an audit entry in the patterns table, as the daemon writes them (moto copies "
+            "every table a transaction touches, so a transaction's cost grows with the tables)."
         ),
     }
 

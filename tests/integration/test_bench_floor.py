@@ -1,0 +1,30 @@
+"""The benchmark's bare floor writes as the daemon does: incident and audit entry in one
+transaction, and a second claim on the same incident is lost, not an error."""
+
+from __future__ import annotations
+
+from aiops_agent.aws.clients import AwsClients
+from aiops_agent.store.tables import ensure_tables
+from bench.common import homogeneous
+from bench.floor import FloorLoop
+
+
+async def test_floor_writes_incident_and_audit_together_and_loses_a_second_claim(
+    aws: AwsClients, unique: str
+) -> None:
+    incidents, patterns = f"inc-{unique}", f"pat-{unique}"
+    await ensure_tables(aws, incidents, patterns)
+    ddb = await aws.client("dynamodb")
+    sqs = await aws.client("sqs")
+    writes = {"normal": 0, "duplicate": 1, "recovered": 3, "review": 2}
+    loop = FloorLoop(sqs, ddb, "unused", incidents, writes, 100, audit_table=patterns)
+    (feed,) = homogeneous("recovered", 1)
+
+    await loop._incident(feed.body)
+    await loop._incident(feed.body)  # a redelivery: its claim is lost
+
+    assert (loop.stats.puts, loop.stats.claims_lost) == (4, 1)
+    scan = await ddb.scan(TableName=patterns)
+    assert sorted(i["sk"]["S"] for i in scan["Items"]) == ["000001", "000002", "000003"]
+    got = await ddb.scan(TableName=incidents)
+    assert [i["version"]["N"] for i in got["Items"]] == ["3"]
