@@ -1,6 +1,10 @@
 """The SQS consumer: long polling, batches of up to 10, bounded concurrency, nothing lost.
 
 A message is deleted only after its handler returned, that is after what it caused is stored.
+Deletes of handled messages are gathered across receives for up to `DELETE_LINGER_S` (or until
+ten wait), so two half-full receives cost one DeleteMessageBatch; stop flushes what waits. A
+message handled but not yet deleted when the process dies is redelivered, and handlers are
+idempotent.
 A handler exception leaves the message for redelivery (the queue's redrive policy moves a message
 that keeps failing to the dead-letter queue). Input that can never be handled (a poison message)
 is forwarded to the dead-letter queue at once, with the reason, and deleted.
@@ -27,6 +31,8 @@ from aiops_agent.obs.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[str], Awaitable[None]]
+DELETE_LINGER_S = 0.2
+"""How long a handled message may wait for others to share its DeleteMessageBatch."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class SqsConsumer:
         self._visibility = visibility_timeout
         self._loop_name = loop_name
         self._tasks: set[asyncio.Task[None]] = set()
+        self._to_delete: list[dict[str, Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
         health.register_loop(loop_name, max_age_s=max(60.0, wait_seconds * 3.0))
 
     @staticmethod
@@ -88,21 +96,30 @@ class SqsConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         sqs = await self._clients.client("sqs")
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._drain_on(stop))
-            while not stop.is_set():
-                self._health.beat(self._loop_name)
-                slots = await self._wait_for_capacity(stop)
-                if slots == 0:
-                    break
-                messages = await self._receive(sqs, stop, slots)
-                if not messages:
-                    continue
-                async with self._capacity:
-                    self._free -= len(messages)
-                task = group.create_task(self._process_batch(sqs, messages))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._drain_on(stop))
+                while not stop.is_set():
+                    self._health.beat(self._loop_name)
+                    slots = await self._wait_for_capacity(stop)
+                    if slots == 0:
+                        break
+                    messages = await self._receive(sqs, stop, slots)
+                    if not messages:
+                        continue
+                    async with self._capacity:
+                        self._free -= len(messages)
+                    task = group.create_task(self._process_batch(sqs, messages))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self.flush(sqs)  # handled messages are not left to be redelivered
 
     async def _drain_on(self, stop: asyncio.Event) -> None:
         """After stop: give in-flight batches a bounded drain, then cancel what is left."""
@@ -268,6 +285,25 @@ class SqsConsumer:
         return True
 
     async def _delete(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+        """Queue handled messages for deletion; a full batch goes at once, the rest soon."""
+        self._to_delete.extend(messages)
+        while len(self._to_delete) >= 10:
+            batch, self._to_delete = self._to_delete[:10], self._to_delete[10:]
+            await self._delete_now(sqs, batch)
+        if self._to_delete and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.ensure_future(self._flush_later(sqs))
+
+    async def _flush_later(self, sqs: Any) -> None:
+        await asyncio.sleep(DELETE_LINGER_S)
+        await self.flush(sqs)
+
+    async def flush(self, sqs: Any) -> None:
+        """Delete every handled message still waiting (at stop, and after the linger)."""
+        while self._to_delete:
+            batch, self._to_delete = self._to_delete[:10], self._to_delete[10:]
+            await self._delete_now(sqs, batch)
+
+    async def _delete_now(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
         entries = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
         ]

@@ -197,3 +197,59 @@ async def test_stop_releases_unfinished_messages_at_once(aws: AwsClients, queues
     # Released with visibility 0: receivable at once, not after the visibility timeout.
     got = await sqs.receive_message(QueueUrl=queues.url, WaitTimeSeconds=1)
     assert [m["Body"] for m in got.get("Messages", [])] == ["stuck"]
+
+
+async def test_half_full_receives_share_one_delete(
+    aws: AwsClients, moto_endpoint: str, queues: Queues
+) -> None:
+    """Handled messages wait a moment for others: two receives of 5 cost one delete."""
+    calls: list[str] = []
+    handled: list[str] = []
+
+    async def handler(body: str) -> None:
+        handled.append(body)
+
+    async with AwsClients(
+        endpoint_url=moto_endpoint, on_call=lambda _s, op, _o: calls.append(op)
+    ) as counted:
+        sqs = await aws.client("sqs")
+        for batch in range(2):
+            entries = [{"Id": str(i), "MessageBody": f"m{batch}-{i}"} for i in range(5)]
+            await sqs.send_message_batch(QueueUrl=queues.url, Entries=entries)
+        facts = await SqsConsumer.queue_facts(counted, queues.url)
+        consumer = SqsConsumer(
+            clients=counted,
+            queue_url=queues.url,
+            handler=handler,
+            metrics=Metrics(),
+            health=Health(),
+            wait_seconds=1,
+            visibility_timeout=facts.visibility_timeout,
+            max_concurrency=5,  # one receive takes 5 at most: two half-full receives
+        )
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(consumer.run(stop))
+        try:
+
+            async def all_deleted() -> bool:
+                return len(handled) == 10 and await counts(aws, queues.url) == (0, 0)
+
+            await eventually(all_deleted)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
+    assert calls.count("DeleteMessageBatch") == 1, calls
+    assert calls.count("ReceiveMessage") >= 2
+
+
+async def test_stop_deletes_what_was_handled_at_once(aws: AwsClients, queues: Queues) -> None:
+    handled = asyncio.Event()
+
+    async def handler(body: str) -> None:
+        handled.set()
+
+    sqs = await aws.client("sqs")
+    await sqs.send_message(QueueUrl=queues.url, MessageBody="only")
+    async with consuming(aws, queues, handler):
+        await asyncio.wait_for(handled.wait(), timeout=20)
+    assert await counts(aws, queues.url) == (0, 0)  # flushed on stop, not redelivered later
