@@ -154,13 +154,21 @@ async def test_stopped_instance_is_recovered_end_to_end(aws: AwsClients, stack: 
                 assert resp.status == 200
         assert 'aiops_incidents_total{outcome="COMPLETED",resource_type="ec2"} 1.0' in text
 
-        # The queue is empty: the message was deleted after its effect was stored.
-        attrs = await sqs.get_queue_attributes(
-            QueueUrl=stack.boot.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )
-        assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
-        assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+        # The queue empties: the message was deleted after its effect was stored (deletes wait
+        # up to 0.2 s to share a batch).
+        async def queue_empty() -> bool | None:
+            attrs = await sqs.get_queue_attributes(
+                QueueUrl=stack.boot.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+            a = attrs["Attributes"]
+            left = a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"]
+            return True if left == ("0", "0") else None
+
+        assert await wait_for(queue_empty, within=5.0)
     finally:
         stop.set()
         assert await asyncio.wait_for(daemon, timeout=30) == 0
