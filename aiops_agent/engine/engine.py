@@ -35,7 +35,7 @@ from aiops_agent.domain.ports import Clock, ConflictError, Coordination, Inciden
 from aiops_agent.engine.locks import KeyedLocks
 from aiops_agent.engine.planner import lease_key
 from aiops_agent.engine.runner import CommandRunner
-from aiops_agent.intake.attribution import explains, reported_as
+from aiops_agent.intake.attribution import explains, recorded_explanation, reported_as
 from aiops_agent.obs.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -243,13 +243,9 @@ class Engine:
 
     def _reports(self, recorded: Incident, event: NormalizedEvent) -> bool:
         """`event` (no author) reports the effect of the intended call `recorded` stands for."""
-        call = recorded.event
-        return (
-            recorded.workflow_state is WorkflowState.IGNORED
-            and call is not None
-            and explains(call, event)
-            and call.time - CLOCK_SKEW <= event.time <= call.time + self._correlation_window
-        )
+        call = recorded_explanation(recorded, event)
+        window = self._correlation_window
+        return call is not None and call.time - CLOCK_SKEW <= event.time <= call.time + window
 
     async def _resume(self, incident: Incident, *, only_if_orphaned: bool = False) -> Incident:
         now = self._clock.now()

@@ -31,7 +31,7 @@ from aiops_agent.domain.ports import (
     IncidentStore,
     Notifier,
 )
-from aiops_agent.intake.attribution import explains
+from aiops_agent.intake.attribution import recorded_explanation
 from aiops_agent.obs.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -142,9 +142,8 @@ class Planner:
             )
         since = event.time - ATTRIBUTION_LOOKBACK
         for recorded in await self._store.recent_for_resource(incident.resource_key, since):
-            call = recorded.event
-            ignored = recorded.workflow_state is WorkflowState.IGNORED
-            if ignored and call is not None and explains(call, event):
+            call = recorded_explanation(recorded, event)
+            if call is not None:
                 return Suppressed(
                     command_id=command.id,
                     reason=(

@@ -9,7 +9,7 @@ own effect, and a report is not taken for a new failure.
 
 from __future__ import annotations
 
-from aiops_agent.domain.models import NormalizedEvent
+from aiops_agent.domain.models import Incident, NormalizedEvent, WorkflowState
 
 REPORTED_AS: dict[tuple[str, str], frozenset[str]] = {
     ("ec2", "StopInstances"): frozenset({"state:stopping", "state:stopped"}),
@@ -36,3 +36,11 @@ def explains(call: NormalizedEvent, report: NormalizedEvent) -> bool:
         and report.resource_key == call.resource_key
         and report.action in reported_as(call)
     )
+
+
+def recorded_explanation(recorded: Incident, report: NormalizedEvent) -> NormalizedEvent | None:
+    """The intended call a recorded (IGNORED) incident stands for, if it explains `report`."""
+    call = recorded.event
+    if recorded.workflow_state is WorkflowState.IGNORED and call is not None:
+        return call if explains(call, report) else None
+    return None
