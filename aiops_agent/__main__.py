@@ -2,6 +2,6 @@
 
 import sys
 
-from aiops_agent.cli import main
+from aiops_agent.cli.main import main
 
 sys.exit(main())

@@ -26,8 +26,8 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.bootstrap import bootstrap
-from aiops_agent.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
+from aiops_agent.demo.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
+from aiops_agent.provision.bootstrap import bootstrap
 from aiops_agent.settings import Settings
 from bench.common import Feed
 

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.bootstrap import bootstrap
+from aiops_agent.provision.bootstrap import bootstrap
 from aiops_agent.settings import Settings
 from bench.calls import OUTCOME_CHECK
 from bench.common import LOG_DIR, Feed, counts, ratio, read_result, workload, write_result

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.emulator import MotoServer
+from aiops_agent.demo.emulator import MotoServer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 """`../shared` beside the project checkout: real events, logs and series."""

@@ -63,7 +63,7 @@ _CHANGE_VERBS = ("Put", "Attach", "Set", "Add", "Update", "Modify", "Replace")
 
 
 def codebuild_role_name(project: str) -> str:
-    """The recovery project's service role, as `aiops_agent.bootstrap` names it."""
+    """The recovery project's service role, as `aiops_agent.provision.bootstrap` names it."""
     return f"{project}-codebuild"[:64]
 
 

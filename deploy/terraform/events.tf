@@ -1,5 +1,5 @@
 # Every AWS event the agent understands, into the queue. The pattern is generated from
-# aiops_agent.bootstrap.event_pattern() (the same one `aiops-agent bootstrap` puts), by generate.py.
+# aiops_agent.provision.bootstrap.event_pattern() (the same one `aiops-agent bootstrap` puts), by generate.py.
 
 resource "aws_cloudwatch_event_rule" "events" {
   name           = "${var.name}-agent-events"
@@ -10,7 +10,7 @@ resource "aws_cloudwatch_event_rule" "events" {
 
 resource "aws_cloudwatch_event_target" "queue" {
   rule      = aws_cloudwatch_event_rule.events.name
-  target_id = "aiops-agent-queue" # = aiops_agent.bootstrap.TARGET_ID
+  target_id = "aiops-agent-queue" # = aiops_agent.provision.bootstrap.TARGET_ID
   arn       = aws_sqs_queue.events.arn
 
   retry_policy {

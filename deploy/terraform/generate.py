@@ -4,9 +4,10 @@
     python deploy/terraform/generate.py --check  # exit 1 if either is stale (CI, pre-commit)
 
 - task_role_policy.json: the task role's policy, from the action catalog and the agent's own
-  needs (aiops_agent.iam_policy); a templatefile() template rendered in iam.tf.
+  needs (aiops_agent.provision.iam_policy); a templatefile() template rendered in iam.tf.
 - event_pattern.json: the EventBridge pattern of the events the agent consumes
-  (aiops_agent.bootstrap.event_pattern, the one `aiops-agent bootstrap` puts), read in events.tf.
+  (aiops_agent.provision.bootstrap.event_pattern, the one `aiops-agent bootstrap` puts),
+  read in events.tf.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from aiops_agent import iam_policy
-from aiops_agent.bootstrap import event_pattern
+from aiops_agent.provision import iam_policy
+from aiops_agent.provision.bootstrap import event_pattern
 
 HERE = Path(__file__).resolve().parent
 

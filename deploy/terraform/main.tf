@@ -13,7 +13,7 @@ locals {
   log_group_name     = "/ecs/${var.name}-agent"
   container_name     = "agent"
   visibility_timeout = 120 # = AIOPS_VISIBILITY_TIMEOUT_SECONDS (set below): a step fits in it
-  max_receive_count  = 5   # = aiops_agent.bootstrap.MAX_RECEIVE_COUNT
+  max_receive_count  = 5   # = aiops_agent.provision.bootstrap.MAX_RECEIVE_COUNT
 }
 
 # One customer managed key encrypts the queues, the tables, the topic, the log group and the

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.emulator import free_port
+from aiops_agent.demo.emulator import free_port
 from aiops_agent.store.dynamodb import DynamoIncidentStore
 from aiops_agent.store.tables import ensure_tables
 from tests.aws_proxy import AwsProxy

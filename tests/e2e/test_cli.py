@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from aiops_agent.app import build_clients, build_components
-from aiops_agent.cli import main
+from aiops_agent.cli.main import main
 from aiops_agent.intake.envelope import parse_event
 from aiops_agent.obs.metrics import Metrics
 from aiops_agent.settings import load_settings

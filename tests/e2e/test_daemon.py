@@ -19,9 +19,9 @@ import pytest
 
 from aiops_agent.app import build_store, run_daemon
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.bootstrap import BootstrapResult, bootstrap
+from aiops_agent.demo.emulator import free_port
 from aiops_agent.domain.models import Incident, WorkflowState
-from aiops_agent.emulator import free_port
+from aiops_agent.provision.bootstrap import BootstrapResult, bootstrap
 from aiops_agent.settings import Settings
 
 

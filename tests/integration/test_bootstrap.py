@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.bootstrap import BootstrapError, BootstrapResult, bootstrap, event_pattern
+from aiops_agent.provision.bootstrap import (
+    BootstrapError,
+    BootstrapResult,
+    bootstrap,
+    event_pattern,
+)
 from aiops_agent.settings import Settings
 
 

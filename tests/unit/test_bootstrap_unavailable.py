@@ -2,7 +2,7 @@
 
 from botocore.exceptions import ClientError
 
-from aiops_agent.bootstrap import _service_unavailable
+from aiops_agent.provision.bootstrap import _service_unavailable
 
 
 def error(code: str, message: str, status: int) -> ClientError:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aiops_agent.cli import main
+from aiops_agent.cli.main import main
 
 IID, IID2 = "i-0abc1234def567890", "i-0fed9876cba543210"
 

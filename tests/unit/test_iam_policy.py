@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from aiops_agent import iam_policy
 from aiops_agent.actions.registry import CATALOG, ActionRegistry, BaseAction
+from aiops_agent.provision import iam_policy
 from tests.unit.test_deploy_files import ROOT
 from tests.unit.test_terraform import checkov_path, render_task_policy_example
 
@@ -49,7 +49,9 @@ def test_the_committed_file_is_current() -> None:
 
 
 def test_every_catalog_permission_is_classified() -> None:
-    assert iam_policy.unclassified() == [], "add these to aiops_agent/iam_policy.py ACTION_SCOPES"
+    assert iam_policy.unclassified() == [], (
+        "add these to aiops_agent/provision/iam_policy.py ACTION_SCOPES"
+    )
 
 
 def test_grants_exactly_the_catalog_plus_the_agent() -> None:
@@ -173,7 +175,7 @@ def test_an_unknown_permission_is_reported_and_still_works() -> None:
 
 def test_the_module_prints_the_policy() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "aiops_agent.iam_policy"],
+        [sys.executable, "-m", "aiops_agent.provision.iam_policy"],
         capture_output=True,
         text=True,
         timeout=60,

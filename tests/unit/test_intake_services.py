@@ -345,7 +345,7 @@ def test_an_unknown_kind_is_unsupported(source: str, detail_type: str) -> None:
 
 
 def test_every_bootstrap_detail_type_has_a_normalizer() -> None:
-    from aiops_agent.bootstrap import DETAIL_TYPES, EVENT_SOURCES
+    from aiops_agent.provision.bootstrap import DETAIL_TYPES, EVENT_SOURCES
 
     registered = {detail_type for _, detail_type in EVENT_NORMALIZERS}
     assert set(DETAIL_TYPES) <= registered

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from aiops_agent.cli.logs import detect
 from aiops_agent.logs.detector import (
     Detector,
     DetectorConfig,
@@ -16,7 +17,6 @@ from aiops_agent.logs.detector import (
     decode_values,
     encode_values,
 )
-from aiops_agent.logs_cli import detect
 
 SMALL = DetectorConfig(history=50, min_history=10, margin=0.5, threshold=3.0, rearm_after=3)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from aiops_agent.cli.logs import logs_mine
 from aiops_agent.logs.mining import WILDCARD, TemplateMiner, tokenize
-from aiops_agent.logs_cli import logs_mine
 
 
 def test_tokenize_masks_numbers_addresses_dates_and_keeps_keys() -> None:

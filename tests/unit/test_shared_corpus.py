@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from aiops_agent.analysis.rules import RulesAnalyzer
-from aiops_agent.cli import main
+from aiops_agent.cli.main import main
 from aiops_agent.intake.envelope import InvalidEvent
 from aiops_agent.intake.normalize import parse_event
 from tests.conftest import EVENTS_DIR

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from aiops_agent import bootstrap
-from aiops_agent.iam_policy import TEMPLATE_VARIABLES
+from aiops_agent.provision import bootstrap
+from aiops_agent.provision.iam_policy import TEMPLATE_VARIABLES
 from aiops_agent.settings import Settings
 from aiops_agent.store import tables
 from tests.unit.test_deploy_files import DOCKERFILE, ROOT
@@ -165,7 +165,7 @@ def test_tables_have_ttl_pitr_and_encryption(name: str) -> None:
     assert table["billing_mode"] == "PAY_PER_REQUEST"
 
 
-# -- queue and EventBridge against aiops_agent/bootstrap.py ------------------------------------
+# -- queue and EventBridge against aiops_agent/provision/bootstrap.py ------------------------
 
 
 def test_event_pattern_json_is_the_bootstraps() -> None:

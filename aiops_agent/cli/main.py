@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) -> int:
-    from aiops_agent import commands
+    from aiops_agent.cli import commands
 
     match args.command:
         case "run":
@@ -119,7 +119,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
 
             return asyncio.run(run_daemon(settings))
         case "demo":
-            from aiops_agent.demo import run_demo
+            from aiops_agent.demo.tour import run_demo
 
             return asyncio.run(
                 run_demo(as_json=wants_json, keep_running=args.keep_running, analyzer=args.analyzer)
@@ -137,18 +137,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
         case "incidents":
             return asyncio.run(_incidents(args, settings, wants_json))
         case "logs":
-            from aiops_agent.logs_cli import logs_mine
+            from aiops_agent.cli.logs import logs_mine
 
             return logs_mine(Path(args.file), args.jsonl)
         case "detect":
-            from aiops_agent.logs_cli import detect
+            from aiops_agent.cli.logs import detect
 
             return detect(Path(args.file), args.jsonl)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
 async def _incidents(args: argparse.Namespace, settings: Settings, wants_json: bool) -> int:
-    from aiops_agent import commands
+    from aiops_agent.cli import commands
 
     match args.incidents_command:
         case "list":

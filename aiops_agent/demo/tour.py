@@ -21,13 +21,13 @@ from typing import Any, Literal
 from aiops_agent.analysis.fake_bedrock import FakeBedrock
 from aiops_agent.app import build_clients, build_store, run_daemon
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.bootstrap import bootstrap
-from aiops_agent.demo_iac import play_terraform
-from aiops_agent.demo_scenarios import DEMO_PIPELINE, SCENARIOS, Scenario
+from aiops_agent.cli.render import incident_timeline
+from aiops_agent.demo.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
+from aiops_agent.demo.iac import play_terraform
+from aiops_agent.demo.scenarios import DEMO_PIPELINE, SCENARIOS, Scenario
 from aiops_agent.domain.models import Incident
-from aiops_agent.emulator import DUMMY_CREDENTIALS, MotoServer, free_port
 from aiops_agent.logs import demo_log_spike
-from aiops_agent.render import incident_timeline
+from aiops_agent.provision.bootstrap import bootstrap
 from aiops_agent.settings import Settings
 
 DEADLINE_S = 90.0

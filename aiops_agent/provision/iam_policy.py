@@ -1,6 +1,6 @@
 """The ECS task role's IAM policy, generated from the action catalog plus the agent's own needs.
 
-`python -m aiops_agent.iam_policy` prints it; `deploy/terraform/generate.py` writes it to
+`python -m aiops_agent.provision.iam_policy` prints it; `deploy/terraform/generate.py` writes it to
 `deploy/terraform/task_role_policy.json`, which Terraform renders with `templatefile()`. The
 document is a template: resources carry `${...}` placeholders (`TEMPLATE_VARIABLES`) that
 Terraform fills with the partition, account, region and the ARNs of what it creates.
@@ -389,7 +389,7 @@ def granted_actions(policy: dict[str, Any]) -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m aiops_agent.iam_policy",
+        prog="python -m aiops_agent.provision.iam_policy",
         description="Print the ECS task role's IAM policy (a Terraform templatefile template).",
     )
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
@@ -403,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = unclassified()
     if missing:
         print(
-            "warning: granted on '*' until classified in aiops_agent/iam_policy.py "
+            "warning: granted on '*' until classified in aiops_agent/provision/iam_policy.py "
             f"ACTION_SCOPES: {', '.join(missing)}",
             file=sys.stderr,
         )

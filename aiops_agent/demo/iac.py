@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.demo_scenarios import create_demo_function
+from aiops_agent.demo.scenarios import create_demo_function
 from aiops_agent.domain.models import Incident, WorkflowState
 from aiops_agent.domain.ports import IncidentStore
 

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aiops_agent.cli.render import incident_list, incident_timeline
 from aiops_agent.domain.machine import InvalidTransition
 from aiops_agent.domain.messages import Approved, Rejected
 from aiops_agent.domain.models import WorkflowState
 from aiops_agent.domain.ports import ConflictError
-from aiops_agent.render import incident_list, incident_timeline
 from aiops_agent.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -110,7 +110,7 @@ async def _analyze_with_model(settings: Settings, events: list[Any]) -> list[Any
 
 async def bootstrap(settings: Settings, *, as_json: bool) -> int:
     from aiops_agent.app import build_clients
-    from aiops_agent.bootstrap import bootstrap as do_bootstrap
+    from aiops_agent.provision.bootstrap import bootstrap as do_bootstrap
 
     async with build_clients(settings) as clients:
         result = await do_bootstrap(clients, settings)

@@ -1,0 +1,1 @@
+"""The one-command tour: an embedded AWS emulator, the bundled scenarios, the demo IaC stand-in."""

@@ -1,0 +1,1 @@
+"""Provisioning AWS: the resources `bootstrap` creates and the IAM policy the agent needs."""
