@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from aiops_agent.aws.clients import AwsClients
+from aiops_agent.store.dynamodb import AUDIT_PREFIX
 from bench.common import LOG_DIR, Feed, Kind, homogeneous, write_result
 from bench.harness import (
     AgentChild,
@@ -78,21 +79,37 @@ def item_size(item: Mapping[str, Any]) -> int:
     return size
 
 
-async def incident_sizes(stack_: Stack) -> dict[str, dict[str, float]]:
-    """Mean and max item size of the stored incidents, by workflow state."""
+def _size_summary(v: Sequence[int]) -> dict[str, float]:
+    return {"count": len(v), "mean_bytes": round(sum(v) / len(v)), "max_bytes": max(v)}
+
+
+async def _scan(ddb: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    paginator = ddb.get_paginator("scan")
+    async with asyncio.timeout(120):
+        async for page in paginator.paginate(TableName=table):
+            items.extend(page.get("Items", []))
+    return items
+
+
+async def stored_sizes(stack_: Stack) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Item sizes as stored: incidents by workflow state, and the audit trail's entries.
+
+    The cost model prices every write by the size of the items it carries; a transaction
+    carries one incident and one audit entry per timeline entry it appends.
+    """
     sizes: dict[str, list[int]] = {}
+    audit: list[int] = []
     async with AwsClients(endpoint_url=stack_.endpoint, max_attempts=3) as clients:
         ddb = await clients.client("dynamodb")
-        paginator = ddb.get_paginator("scan")
-        async with asyncio.timeout(120):
-            async for page in paginator.paginate(TableName=stack_.settings.incident_table):
-                for item in page.get("Items", []):
-                    state = item.get("workflow_state", {}).get("S", "?")
-                    sizes.setdefault(state, []).append(item_size(item))
-    return {
-        state: {"count": len(v), "mean_bytes": round(sum(v) / len(v)), "max_bytes": max(v)}
-        for state, v in sorted(sizes.items())
-    }
+        for item in await _scan(ddb, stack_.settings.incident_table):
+            state = item.get("workflow_state", {}).get("S", "?")
+            sizes.setdefault(state, []).append(item_size(item))
+        for item in await _scan(ddb, stack_.settings.patterns_table):
+            if item.get("pk", {}).get("S", "").startswith(AUDIT_PREFIX):
+                audit.append(item_size(item))
+    incidents = {state: _size_summary(v) for state, v in sorted(sizes.items())}
+    return incidents, (_size_summary(audit) if audit else {"count": 0})
 
 
 OUTCOME_CHECK: dict[Kind, tuple[str, dict[str, str]]] = {
@@ -152,7 +169,7 @@ async def measure(events: int = DEFAULT_EVENTS, log_dir: Path | None = None) -> 
             ]
             for kind, feeds in plan:
                 phases[kind] = await run_phase(child, stack_, sqs, kind, feeds)
-        sizes = await incident_sizes(stack_)
+        sizes, audit_sizes = await stored_sizes(stack_)
     normal = phases["normal"]
     return {
         "events_per_phase": events,
@@ -160,6 +177,7 @@ async def measure(events: int = DEFAULT_EVENTS, log_dir: Path | None = None) -> 
         "startup_calls": startup,
         "outcomes": phases,
         "incident_item_sizes": sizes,
+        "audit_item_sizes": audit_sizes,
         "targets": {
             "normal_calls_per_event_max": TARGET_NORMAL_CALLS,
             "normal_calls_per_event": normal["calls_per_event"],

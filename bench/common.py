@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import random
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
@@ -86,11 +87,42 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+GENERATED = ("bench/results/", "docs/BENCHMARKS.md")
+"""What the benchmarks write: changes there do not make the code measured differ from HEAD."""
+
+
+def code_version(root: Path = ROOT) -> dict[str, Any]:
+    """The commit the numbers were measured on, and whether the code differed from it.
+
+    `dirty` lists changed tracked files outside the benchmarks' own output, so a result
+    measured on uncommitted code says so instead of passing for the commit's.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": []}
+    dirty = sorted(
+        path
+        for path in (line[3:] for line in status.splitlines() if line.strip())
+        if not path.startswith(GENERATED)
+    )
+    return {"commit": commit, "dirty": dirty}
+
+
 def write_result(name: str, payload: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
-    """`bench/results/<name>.json`: the payload with the machine facts beside it."""
+    """`bench/results/<name>.json`: the payload with the machine facts and the commit beside it."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    document = {"benchmark": name, "machine": machine_facts(), **payload}
+    document = {"benchmark": name, "code": code_version(), "machine": machine_facts(), **payload}
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
     return path
 

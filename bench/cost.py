@@ -136,6 +136,62 @@ def line(item: str, quantity: float, unit: str, price: float, per: float = 1.0) 
     }
 
 
+class UnpricedOperation(ValueError):
+    """calls.json holds a DynamoDB operation the model has no price rule for."""
+
+
+def dynamodb_units(
+    calls: Mapping[str, Any], mix: Mapping[str, float], gsi_factor: float
+) -> dict[str, float]:
+    """Write and read request units per day of every DynamoDB call in calls.json.
+
+    Priced per operation from what it carries, not from a list of the operations the daemon
+    used to make: an incident write (PutItem, or a TransactWriteItems with the incident and
+    its new audit entries, each transactional unit doubled) costs the stored incident's size
+    on the table and its index copies; UpdateItem and DeleteItem touch the small lease and
+    breaker items (one unit); a failed conditional write is billed like a successful one.
+    Reads: GetItem strongly consistent (one unit per 4 KB of the incident), Query and
+    BatchGetItem eventually consistent small reads. An operation without a rule is an error,
+    so a new call cannot go unpriced.
+    """
+    sizes = calls.get("incident_item_sizes", {})
+    fallback = float(sizes.get("COMPLETED", {}).get("mean_bytes", 0))
+    audit = calls.get("audit_item_sizes", {})
+    audit_bytes = float(audit.get("mean_bytes", 0))
+    outcomes = calls.get("outcomes", {})
+    transactions = sum(
+        float(o.get("by_operation", {}).get("dynamodb:TransactWriteItems", 0.0))
+        * float(o.get("events", 0))
+        for o in outcomes.values()
+    )
+    audit_per_transaction = float(audit.get("count", 0)) / transactions if transactions else 0.0
+    state_of = {"review": "AWAITING_APPROVAL"}
+    write = read = 0.0
+    for kind, per_day in mix.items():
+        incident = float(sizes.get(state_of.get(kind, "COMPLETED"), {}).get("mean_bytes", 0))
+        incident = incident or fallback
+        put = write_units(incident, gsi_factor)
+        for op, per_event in outcomes.get(kind, {}).get("by_operation", {}).items():
+            service, name = op.split(":", 1)
+            if service != "dynamodb":
+                continue
+            n = per_day * float(per_event)
+            if name == "PutItem":
+                write += n * put
+            elif name == "TransactWriteItems":
+                entries = audit_per_transaction * write_units(audit_bytes, 1)
+                write += n * 2 * (put + entries)
+            elif name in ("UpdateItem", "DeleteItem"):
+                write += n
+            elif name == "GetItem":
+                read += n * math.ceil(max(incident, 1) / 4096)
+            elif name in ("Query", "BatchGetItem"):
+                read += n * 0.5
+            else:
+                raise UnpricedOperation(f"no price rule for dynamodb:{name} in calls.json")
+    return {"write": write, "read": read}
+
+
 def monthly_lines(
     calls: Mapping[str, Any],
     volume: Mapping[str, float],
@@ -152,7 +208,9 @@ def monthly_lines(
     outcomes = calls.get("outcomes", {})
     ops = daily_operations(outcomes, mix)
     sizes = calls.get("incident_item_sizes", {})
-    completed = float(sizes.get("COMPLETED", {}).get("mean_bytes", 2600))
+    if "COMPLETED" not in sizes:
+        raise ValueError("calls.json has no stored COMPLETED incident size: rerun bench calls")
+    completed = float(sizes["COMPLETED"]["mean_bytes"])
     awaiting = float(sizes.get("AWAITING_APPROVAL", {}).get("mean_bytes", completed))
     replicas = v["replicas"]
 
@@ -162,28 +220,11 @@ def monthly_lines(
     sqs = sum(n for k, n in ops.items() if k.startswith("sqs:"))
     sqs += v["events_per_day"]  # EventBridge's SendMessage into the queue
     sqs += replicas * 86400 / v["receive_wait_seconds"]  # idle long polls, an upper bound
-    gf = v["gsi_write_factor"]
-    puts_recovered = mix["recovered"] * outcomes.get("recovered", {}).get("by_operation", {}).get(
-        "dynamodb:PutItem", 0.0
-    )
-    puts_review = mix["review"] * outcomes.get("review", {}).get("by_operation", {}).get(
-        "dynamodb:PutItem", 0.0
-    )
+    units = dynamodb_units(calls, mix, v["gsi_write_factor"])
     polls = v["log_groups"] * 1440 / v["log_poll_minutes"]
-    wru = (
-        puts_recovered * write_units(completed, gf)
-        + puts_review * write_units(awaiting, gf)
-        + op("dynamodb:UpdateItem")
-        + op("dynamodb:DeleteItem")
-        + polls * v["log_analyzer_writes_per_poll"]
-    )
     sweeps = replicas * 86400 / v["sweep_seconds"]
-    rru = (
-        op("dynamodb:GetItem") * math.ceil(completed / 4096)
-        + op("dynamodb:BatchGetItem")
-        + (op("dynamodb:Query") + sweeps) * 0.5
-        + polls * v["log_analyzer_reads_per_poll"] * 0.5
-    )
+    wru = units["write"] + polls * v["log_analyzer_writes_per_poll"]
+    rru = units["read"] + sweeps * 0.5 + polls * v["log_analyzer_reads_per_poll"] * 0.5
     stored_gb = (
         (mix["recovered"] * completed + mix["review"] * awaiting) * v["incident_ttl_days"] / 1e9
     )

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import DOCS_FILE, RESULTS_DIR, read_result
+from bench.common import DOCS_FILE, RESULTS_DIR, ratio, read_result
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -214,16 +214,47 @@ def _pipeline(p: Mapping[str, Any]) -> list[str]:
         f"Ratio daemon / floor: **{p['ratio']}**. Floor incident writes per outcome: "
         f"{_mix(f['writes_per_outcome'])}.",
         "",
-        f"Both sides issue AWS calls at about the same rate ({_rate(d)} calls/s for the daemon, "
-        f"{_rate(f)} for the floor): the emulator process is the bottleneck, and the ratio is "
-        "the ratio of calls per event. The daemon's calls beyond the floor's are its reads "
-        "(a GetItem before each claim, and per new incident GSI queries for an open or recent "
-        "incident of the resource and for its recovery history, which moto answers by "
-        "scanning the whole table, so they slow down as the table grows), the lease and "
-        "circuit-breaker writes in the patterns table, and one SNS publish per incident.",
+        *_pipeline_reading(d, f),
         "",
         f"Method: {p['method']}",
     ]
+
+
+def _pipeline_reading(d: Mapping[str, Any], f: Mapping[str, Any]) -> list[str]:
+    """What the two sides' numbers say, worded from the numbers themselves."""
+    daemon_rate, floor_rate = _rate(d), _rate(f)
+    rates = ratio(daemon_rate, floor_rate)
+    calls = ratio(d["aws_calls"] / d["events"], f["aws_calls"] / f["events"])
+    if rates is None or calls is None:
+        return []
+    if abs(rates - 1) <= 0.1:
+        pace = "about the same rate: the emulator is the bottleneck of both"
+    elif rates < 1:
+        pace = f"{rates}x the floor's rate: the daemon also waits on something other than AWS"
+    else:
+        pace = f"{rates}x the floor's rate"
+    extra = _extra_operations(d.get("aws_calls_by_operation", {}), f, d["events"])
+    return [
+        f"The daemon issues AWS calls at {daemon_rate} calls/s, the floor at {floor_rate} "
+        f"calls/s ({pace}); the daemon makes {calls}x the floor's calls per event."
+        + (f" Its calls beyond the floor's, per event: {extra}." if extra else "")
+    ]
+
+
+def _extra_operations(by_op: Mapping[str, float], f: Mapping[str, Any], events: int) -> str:
+    """Per event, the daemon's operations beyond the floor's (receives, deletes, writes)."""
+    floor_ops = {
+        "sqs:ReceiveMessage": f.get("receives", 0),
+        "sqs:DeleteMessageBatch": f.get("deletes", 0),
+        "dynamodb:TransactWriteItems": f.get("puts", 0),
+    }
+    beyond = {
+        op: (n - floor_ops.get(op, 0)) / events
+        for op, n in by_op.items()
+        if n - floor_ops.get(op, 0) > 0
+    }
+    ranked = sorted(beyond.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{op} {n:.2f}" for op, n in ranked if n >= 0.005)
 
 
 def _rate(side: Mapping[str, Any]) -> float:
@@ -387,6 +418,31 @@ OTHERS = (
 )
 
 
+class MixedCommits(ValueError):
+    """The results were measured on different code: one report must not mix them."""
+
+
+def commit_of(result: Mapping[str, Any]) -> str:
+    """The commit a result was measured on (`unknown` for results that predate recording it),
+    with `+dirty` when the code measured differed from that commit."""
+    code = result.get("code") or {}
+    commit = str(code.get("commit") or "unknown")
+    return f"{commit}+dirty" if code.get("dirty") else commit
+
+
+def check_one_commit(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """The one commit every result was measured on; MixedCommits names them otherwise."""
+    commits = {name: commit_of(result) for name, result in results.items()}
+    distinct = set(commits.values())
+    if len(distinct) != 1 or any(c.startswith("unknown") or c.endswith("+dirty") for c in distinct):
+        listed = ", ".join(f"{name} {commit[:12]}" for name, commit in sorted(commits.items()))
+        raise MixedCommits(
+            "the results were not all measured on one clean commit "
+            f"({listed}): rerun them with `python -m bench` on one commit"
+        )
+    return distinct.pop()
+
+
 def render(directory: Path = RESULTS_DIR) -> str:
     results: dict[str, dict[str, Any]] = {}
     for name in [s[0] for s in SECTIONS] + [o[0] for o in OTHERS]:
@@ -403,6 +459,8 @@ def render(directory: Path = RESULTS_DIR) -> str:
     ]
     if not results:
         return "\n".join([*lines, "No results yet: run `python -m bench`.", ""])
+    commit = check_one_commit(results)
+    lines += [f"Every result below was measured on commit `{commit}`.", ""]
     lines += ["## Machine", "", *_machine(results), "", "## Targets", "", *_targets(results), ""]
     for name, title, render_section in SECTIONS:
         if name in results:

@@ -28,3 +28,28 @@ async def test_floor_writes_incident_and_audit_together_and_loses_a_second_claim
     assert sorted(i["sk"]["S"] for i in scan["Items"]) == ["000001", "000002", "000003"]
     got = await ddb.scan(TableName=incidents)
     assert [i["version"]["N"] for i in got["Items"]] == ["3"]
+
+
+async def test_a_first_delivery_whose_claim_already_applied_goes_on(
+    aws: AwsClients, unique: str
+) -> None:
+    """botocore retried a claim that had applied (a timeout, a 500): the condition fails on
+    the floor's own write. That is not a lost claim, and the incident's writes go on."""
+    incidents, patterns = f"inc-{unique}", f"pat-{unique}"
+    await ensure_tables(aws, incidents, patterns)
+    ddb = await aws.client("dynamodb")
+    sqs = await aws.client("sqs")
+    writes = {"normal": 0, "duplicate": 1, "recovered": 3, "review": 2}
+    loop = FloorLoop(sqs, ddb, "unused", incidents, writes, 100, audit_table=patterns)
+    (feed,) = homogeneous("recovered", 1)
+    incident_id = feed.event_id
+    # The first attempt of the claim landed before its answer was lost.
+    await loop._write(
+        incident_id, 1, "EXECUTING", {"ConditionExpression": "attribute_not_exists(incident_id)"}
+    )
+
+    await loop._incident(feed.body)
+
+    assert (loop.stats.claims_lost, loop.stats.retries_applied) == (0, 1)
+    got = await ddb.scan(TableName=incidents)
+    assert [i["version"]["N"] for i in got["Items"]] == ["3"]

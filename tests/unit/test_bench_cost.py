@@ -10,13 +10,15 @@ from bench.calls import item_size, phase_figures
 from bench.cost import (
     PRICES,
     VOLUME,
+    UnpricedOperation,
     daily_operations,
+    dynamodb_units,
     model,
     monthly_lines,
     outcome_mix,
     write_units,
 )
-from bench.floor import floor_writes, kind_of
+from bench.floor import expected_work, floor_writes, kind_of
 
 CALLS: dict[str, Any] = {
     "outcomes": {
@@ -27,12 +29,23 @@ CALLS: dict[str, Any] = {
         },
         "duplicate": {"by_operation": {"dynamodb:GetItem": 1.0}, "incident_puts_per_event": 0.0},
         "recovered": {
-            "by_operation": {"dynamodb:PutItem": 5.0, "sns:Publish": 1.0},
+            "events": 10,
+            "by_operation": {
+                "dynamodb:TransactWriteItems": 5.0,
+                "dynamodb:UpdateItem": 2.0,
+                "sns:Publish": 1.0,
+            },
             "incident_puts_per_event": 5.0,
         },
-        "review": {"by_operation": {"dynamodb:PutItem": 2.0}, "incident_puts_per_event": 2.0},
+        "review": {
+            "events": 10,
+            "by_operation": {"dynamodb:TransactWriteItems": 2.0},
+            "incident_puts_per_event": 2.0,
+        },
     },
     "incident_item_sizes": {"COMPLETED": {"mean_bytes": 2600}},
+    # 70 transactions in all (10 x 5 + 10 x 2) carried 140 audit entries of 300 bytes.
+    "audit_item_sizes": {"count": 140, "mean_bytes": 300},
 }
 
 
@@ -45,8 +58,22 @@ def test_outcome_mix_leaves_the_rest_normal() -> None:
 def test_daily_operations_weight_per_event_calls_by_the_mix() -> None:
     ops = daily_operations(CALLS["outcomes"], {"normal": 1000, "recovered": 10})
     assert ops["sqs:ReceiveMessage"] == pytest.approx(100)
-    assert ops["dynamodb:PutItem"] == pytest.approx(50)
+    assert ops["dynamodb:TransactWriteItems"] == pytest.approx(50)
     assert "dynamodb:GetItem" not in ops
+
+
+def test_transactions_are_priced_with_their_audit_entries_at_double_units() -> None:
+    units = dynamodb_units(CALLS, {"recovered": 1, "review": 0}, gsi_factor=4)
+    # Per transaction: 2 x (incident 3 KB x 4 copies + 2 audit entries x 1 KB) = 28 units;
+    # 5 transactions and 2 single-unit updates per recovered event.
+    assert units["write"] == pytest.approx(5 * 28 + 2)
+    assert units["read"] == 0
+
+
+def test_every_dynamodb_operation_must_have_a_price() -> None:
+    calls = {**CALLS, "outcomes": {"normal": {"by_operation": {"dynamodb:ExecuteStatement": 1}}}}
+    with pytest.raises(UnpricedOperation):
+        dynamodb_units(calls, {"normal": 1}, gsi_factor=1)
 
 
 def test_write_units_round_up_per_kb_and_count_index_copies() -> None:
@@ -94,7 +121,14 @@ def test_item_size_counts_names_and_values() -> None:
 
 def test_floor_writes_follow_the_daemons_puts() -> None:
     assert floor_writes(CALLS) == {"normal": 0, "duplicate": 1, "recovered": 5, "review": 2}
-    assert floor_writes(None)["recovered"] == 5
+    with pytest.raises(ValueError):
+        floor_writes(None)
+
+
+def test_floor_expects_one_lost_claim_per_duplicate() -> None:
+    writes = floor_writes(CALLS)
+    kinds = ["normal", "recovered", "duplicate", "review", "duplicate"]
+    assert expected_work(kinds, writes) == {"puts": 0 + 5 + 1 + 2 + 1, "claims_lost": 2}
 
 
 def test_floor_tells_outcomes_from_bodies() -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from bench.report import _log_targets
+import pytest
+
+from bench.common import code_version
+from bench.report import MixedCommits, _log_targets, _pipeline_reading, check_one_commit
 
 
 def _mining(raw_bgl: float) -> dict[str, Any]:
@@ -40,3 +45,55 @@ def test_detector_and_scan_targets() -> None:
     rows = _log_targets({"detect": detect, "logscan_cost": {"ratio_seed_over_ours": 10.9}})
     assert rows[0][2:4] == ["23/30; 0.33", False]
     assert rows[1][2:4] == [10.9, True]
+
+
+def _result(commit: str, dirty: list[str] | None = None) -> dict[str, Any]:
+    return {"code": {"commit": commit, "dirty": dirty or []}}
+
+
+def test_the_report_refuses_results_of_different_commits() -> None:
+    assert check_one_commit({"calls": _result("abc"), "pipeline": _result("abc")}) == "abc"
+    with pytest.raises(MixedCommits, match="calls abc"):
+        check_one_commit({"calls": _result("abc"), "pipeline": _result("def")})
+    # Measured on changed code, or before commits were recorded: not one clean commit.
+    with pytest.raises(MixedCommits):
+        check_one_commit({"calls": _result("abc", ["aiops_agent/app.py"])})
+    with pytest.raises(MixedCommits):
+        check_one_commit({"calls": {}})
+
+
+def test_results_record_the_commit_and_changed_code(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+    git("init", "-q")
+    (root / "a.py").write_text("x = 1\n")
+    (root / "bench" / "results").mkdir(parents=True)
+    (root / "bench" / "results" / "calls.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "one")
+    clean = code_version(root)
+    assert len(clean["commit"]) == 40 and clean["dirty"] == []
+    (root / "bench" / "results" / "calls.json").write_text("{}\n\n")
+    assert code_version(root)["dirty"] == []  # the benchmarks' own output
+    (root / "a.py").write_text("x = 2\n")
+    assert code_version(root)["dirty"] == ["a.py"]
+
+
+def test_the_pipeline_reading_comes_from_the_numbers() -> None:
+    daemon = {
+        "events": 100,
+        "seconds": 10.0,
+        "aws_calls": 300,
+        "aws_calls_by_operation": {"sqs:ReceiveMessage": 20, "dynamodb:Query": 150},
+    }
+    floor = {"events": 100, "seconds": 10.0, "aws_calls": 150, "receives": 20, "puts": 100}
+    (text,) = _pipeline_reading(daemon, floor)
+    assert "30.0 calls/s" in text and "15.0 calls/s" in text
+    assert "2.0x the floor's rate" in text and "2.0x the floor's calls per event" in text
+    assert "dynamodb:Query 1.50" in text and "ReceiveMessage" not in text
+    same = {**floor, "aws_calls": 300}
+    assert "about the same rate" in _pipeline_reading(daemon, same)[0]
