@@ -13,11 +13,17 @@ concurrency as the daemon (10 messages in flight, a batch processed while the ne
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -207,3 +213,73 @@ class FloorLoop:
                     async with self._capacity:
                         self._free -= len(messages)
                     group.create_task(self._batch(messages))
+
+
+# ---------------------------------------------------------------- the floor as its own process
+
+
+def write_stats(stats: FloorStats, path: Path) -> None:
+    """The floor's counters, replaced atomically so that a reader never sees half a file."""
+    data = {k: v for k, v in vars(stats).items() if k != "seen"}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def read_stats(path: Path) -> dict[str, int]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from aiops_agent.aws.clients import AwsClients
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with AwsClients(endpoint_url=args.endpoint, max_attempts=3) as clients:
+        floor = FloorLoop(
+            await clients.client("sqs"),
+            await clients.client("dynamodb"),
+            args.queue_url,
+            args.table,
+            json.loads(args.writes),
+            args.doc_bytes,
+            audit_table=args.audit_table,
+        )
+        stats_path = Path(args.stats)
+        write_stats(floor.stats, stats_path)
+
+        async def publish() -> None:
+            while not stop.is_set():
+                write_stats(floor.stats, stats_path)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.05):
+                        await stop.wait()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(publish())
+            await floor.run(stop)
+        write_stats(floor.stats, stats_path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.floor`: the floor loop in a process of its own, as the daemon is."""
+    parser = argparse.ArgumentParser(prog="python -m bench.floor")
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--audit-table", required=True)
+    parser.add_argument("--writes", required=True, help="JSON: incident writes per outcome")
+    parser.add_argument("--doc-bytes", type=int, default=2000)
+    parser.add_argument("--stats", required=True, help="file the counters are written to")
+    return asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

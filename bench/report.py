@@ -211,13 +211,33 @@ def _pipeline(p: Mapping[str, Any]) -> list[str]:
             ],
         ),
         "",
-        f"Ratio daemon / floor: **{p['ratio']}**. Floor incident writes per outcome: "
-        f"{_mix(f['writes_per_outcome'])}.",
+        f"Ratio daemon / floor: **{p['ratio']}**{_ratio_spread(p)}. Floor incident writes per "
+        f"outcome: {_mix(f['writes_per_outcome'])}; the floor's work checked: "
+        f"{_floor_check(f)}.",
         "",
         *_pipeline_reading(d, f),
         "",
         f"Method: {p['method']}",
     ]
+
+
+def _ratio_spread(p: Mapping[str, Any]) -> str:
+    spread = p.get("ratio_spread")
+    if not spread:
+        return " (one run)"
+    orders = ", ".join(f"{r['order']}: {r['ratio']}" for r in p.get("runs_detail", []))
+    return f" (median of {p['runs']} runs, min {spread['min']}, max {spread['max']}; {orders})"
+
+
+def _floor_check(f: Mapping[str, Any]) -> str:
+    expected = f.get("expected")
+    if not expected:
+        return "not checked"
+    verdict = "right" if f.get("outcomes_ok") else "**wrong**"
+    return (
+        f"{verdict} ({f['puts']} writes for {expected['puts']} expected, {f['claims_lost']} "
+        f"lost claims for {expected['claims_lost']} duplicates)"
+    )
 
 
 def _pipeline_reading(d: Mapping[str, Any], f: Mapping[str, Any]) -> list[str]:
@@ -435,7 +455,10 @@ def check_one_commit(results: Mapping[str, Mapping[str, Any]]) -> str:
     commits = {name: commit_of(result) for name, result in results.items()}
     distinct = set(commits.values())
     if len(distinct) != 1 or any(c.startswith("unknown") or c.endswith("+dirty") for c in distinct):
-        listed = ", ".join(f"{name} {commit[:12]}" for name, commit in sorted(commits.items()))
+        listed = ", ".join(
+            f"{name} {commit[:12]}{'+dirty' if commit.endswith('+dirty') else ''}"
+            for name, commit in sorted(commits.items())
+        )
         raise MixedCommits(
             "the results were not all measured on one clean commit "
             f"({listed}): rerun them with `python -m bench` on one commit"
