@@ -334,6 +334,7 @@ def _latency(lat: Mapping[str, Any]) -> list[str]:
                 q.get("p99"),
                 run["max_backlog"],
                 run["above_emulator_ceiling"],
+                run.get("feeder_short_of_target"),
             ]
         )
     return [
@@ -347,7 +348,8 @@ def _latency(lat: Mapping[str, Any]) -> list[str]:
                 "queue lag p50 s",
                 "queue lag p99 s",
                 "max backlog",
-                "above emulator ceiling",
+                "sent above emulator ceiling",
+                "sent short of target",
             ],
             rows,
         ),

@@ -97,3 +97,20 @@ def test_the_pipeline_reading_comes_from_the_numbers() -> None:
     assert "dynamodb:Query 1.50" in text and "ReceiveMessage" not in text
     same = {**floor, "aws_calls": 300}
     assert "about the same rate" in _pipeline_reading(daemon, same)[0]
+
+
+def test_the_latency_reading_says_when_the_feeder_fell_short() -> None:
+    from bench.latency import reading
+
+    run = {
+        "rate_target": 200.0,
+        "rate_sent": 16.8,
+        "queue_lag_s": {"p50": 79.8},
+        "latency_s": {"p50": 99.0},
+        "max_backlog": 775,
+        "feeder_short_of_target": True,
+    }
+    text = reading([run])
+    assert "sent only 16.8/s" in text and "backlog up to 775" in text
+    kept_up = {**run, "rate_target": 10.0, "rate_sent": 10.0, "feeder_short_of_target": False}
+    assert "sent only" not in reading([kept_up])
