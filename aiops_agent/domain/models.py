@@ -146,6 +146,27 @@ class Verification(_Frozen):
     detail: str = ""
 
 
+class Autonomy(StrEnum):
+    """How much the agent may do about a resource (CONTRACT.md, "Who decides")."""
+
+    OFF = "off"
+    NOTIFY = "notify"
+    ASK = "ask"
+    ACT = "act"
+
+
+class PolicyDecision(_Frozen):
+    """The one policy decision of an incident: `incidents show --json` shows it as `policy`."""
+
+    autonomy: Autonomy
+    because: str
+    silence_id: str | None = None
+    """The silence that matched (the incident is SUPPRESSED, not IGNORED), if any."""
+    tier: str = "standard"
+    cooldown_minutes: float | None = None
+    """The resource's cooldown by its `aiops:tier` tag (None: the planner's default)."""
+
+
 class TimelineEntry(_Frozen):
     at: datetime
     state: WorkflowState
@@ -171,6 +192,11 @@ class Incident(_Frozen):
     related_event_ids: tuple[str, ...] = ()
     approved_by: str | None = None
     approval_required: bool = False
+    policy: PolicyDecision | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    """The resource's tags as read for the policy: a later sighting of a deleted resource uses
+    them."""
+    tags_read_at: datetime | None = None
     event: NormalizedEvent
     created_at: datetime
     updated_at: datetime
