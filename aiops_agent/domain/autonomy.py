@@ -247,3 +247,20 @@ def decide_autonomy(
     if held and autonomy is Autonomy.ACT:
         return decision(Autonomy.ASK, f"{'; '.join(held)}: act becomes ask ({why})")
     return decision(autonomy, why)
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """Silences, freezes and the pause as stored (expired ones too, for the record)."""
+
+    silences: tuple[Silence, ...] = ()
+    freezes: tuple[Freeze, ...] = ()
+    pause: Pause = field(default_factory=lambda: Pause(paused=False))
+    pauses: tuple[Pause, ...] = ()
+    """Every pause, newest first, resumed ones included."""
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        return [s for s in self.silences if s.active(now)]
+
+    def active_freezes(self, now: datetime) -> list[Freeze]:
+        return [f for f in self.freezes if f.active(now)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from aiops_agent.domain.autonomy import ControlState, Freeze, Pause, Silence
 from aiops_agent.domain.models import (
     Analysis,
     Incident,
@@ -72,6 +73,36 @@ class Coordination(Protocol):
 
     async def count(self, counter: str, member: str, now: datetime, window: timedelta) -> int:
         """Count `member` once in `counter`; the number of members counted within `window`."""
+
+
+class ControlError(Exception):
+    """A silence, freeze or pause change that cannot be made; the message says why."""
+
+
+class ControlStore(Protocol):
+    """Silences, freezes and the pause, shared by every replica (the patterns table).
+
+    Writes are conditional; ending a silence or a freeze keeps it, for the record.
+    """
+
+    async def state(self) -> ControlState:
+        """Everything stored, expired ones included (one read)."""
+
+    async def add_silence(self, silence: Silence) -> Silence: ...
+
+    async def expire_silence(self, silence_id: str, by: str, now: datetime) -> Silence:
+        """End it now; `ControlError` if there is no such silence or it is over already."""
+
+    async def add_freeze(self, freeze: Freeze) -> Freeze: ...
+
+    async def end_freeze(self, freeze_id: str, by: str, now: datetime) -> Freeze:
+        """End it now; `ControlError` if there is no such freeze or it is over already."""
+
+    async def pause(self, by: str, reason: str, now: datetime) -> Pause:
+        """Pause the fleet; `ControlError` (saying by whom) if it is paused already."""
+
+    async def resume(self, by: str, now: datetime) -> Pause:
+        """Resume; `ControlError` if it is not paused."""
 
 
 class Analyzer(Protocol):
