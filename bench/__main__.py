@@ -79,12 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if entry is None:
         print(f"bench: {name} is not present", file=sys.stderr)
         return 2
-    _call(entry, rest)
+    code = _call(entry, rest)
     try:
         print(f"bench: report -> {write_report()}")
     except MixedCommits as err:
         print(f"bench: {name} written; docs/BENCHMARKS.md left as it was: {err}")
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
     python bench/detect.py [--data ../shared/data/nab] [--out bench/results/detect.json]
 
+The data is not in the repository (research licence): `--data`, else $AIOPS_BENCH_DATA/nab, else
+../shared/data/nab (bench/data.py); without it the benchmark says so and exits 2.
+
 Scored per series and summed: labelled windows with at least one alert inside; alert episodes
 outside every window (alerts 12 or fewer rows apart form one episode); false episodes per day
 (days = last timestamp - first timestamp, summed over series); delay from a window's start to
@@ -31,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiops_agent.logs.detector import MAD_TO_SIGMA, Detector, DetectorConfig  # noqa: E402
+from bench.data import absent, default_dir  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nab"
 EPISODE_GAP = 12
 
 Flags = list[bool]
@@ -147,13 +150,16 @@ def score(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=default_dir("nab"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "detect.json")
     parser.add_argument(
         "--sweep", action="store_true", help="also score neighbours of the default configuration"
     )
     args = parser.parse_args(argv)
-    windows = json.loads((args.data / "combined_windows_realAWSCloudwatch.json").read_text())
+    labels = args.data / "combined_windows_realAWSCloudwatch.json"
+    if absent("detect", "NAB realAWSCloudwatch", args.data, labels):
+        return 2
+    windows = json.loads(labels.read_text())
     results = {
         "ours": score(ours, args.data, windows),
         "seed_ewma": score(seed_ewma, args.data, windows),

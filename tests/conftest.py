@@ -15,9 +15,9 @@ import pytest
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.demo.emulator import MotoServer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-"""`../shared` beside the project checkout: real events, logs and series."""
-EVENTS_DIR = SHARED / "data" / "events"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EVENTS_DIR = FIXTURES / "events"
+"""Real EventBridge/CloudTrail payloads copied into the repository (origin, licence: SOURCES)."""
 
 
 @pytest.fixture(scope="session", autouse=True)

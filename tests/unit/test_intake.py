@@ -21,8 +21,6 @@ from tests.conftest import EVENTS_DIR
 
 def sample(name: str) -> dict[str, Any]:
     path = Path(EVENTS_DIR) / f"{name}.json"
-    if not path.exists():
-        pytest.skip(f"shared sample {name} not available")
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 

@@ -144,7 +144,7 @@ def test_put_parameter_records_overwrite_and_version() -> None:
 
 
 def test_the_drill_put_parameter_is_version_one() -> None:
-    event = one(sample("ct_putparameter_trimmed_drill"))
+    event = one(sample("ct_putparameter_trimmed_synthetic"))
     assert event.details["version"] == 1 and event.details["overwrite"] is False
 
 
@@ -292,8 +292,8 @@ def test_ecs_ids_are_cluster_scoped() -> None:
     service = one(sample("ecs_service_task_start_impaired_ecsdocs"))
     assert (service.resource_type, service.resource_id) == ("ecs", "default/servicetest")
     assert (service.details["cluster"], service.details["service"]) == ("default", "servicetest")
-    task = one(sample("ecs_task_stopped_exit0_unattributed"))
-    assert task.resource_id == "primary-cluster/e9511a82-9247-4239-89e9-ffd548ed9ee4"
+    task = one(sample("ecs_task_stopped_exit0_synthetic"))
+    assert task.resource_id == "batch-cluster/0f6b2c9e4d3a41b7a8e5c1d2f3a4b5c6"
     assert task.details["containers"][0]["exit_code"] == 0
 
 

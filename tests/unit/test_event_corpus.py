@@ -1,4 +1,4 @@
-"""Every real payload in ../shared/data/events through `aiops-agent explain --json`.
+"""Every real payload in tests/fixtures/events through `aiops-agent explain --json`.
 
 Each file reaches the verdict of expected.json (classification within its set, resource type
 and id where it names them), or, for the two CloudWatch alarm-action payloads that are not
@@ -34,16 +34,16 @@ VERDICTS: dict[str, tuple[str, tuple[str, ...]] | None] = {
     "ct_deletedbinstance_accessdenied_panther": (_N, ()),
     "ct_deletefunction_assumedrole_panther": (_F, _RESTORE),
     "ct_deletefunction_iamuser_panther": (_F, _RESTORE),
-    "ct_deleteparameter_trimmed_drill": (_T, _RESTORE),
+    "ct_deleteparameter_trimmed_synthetic": (_T, _RESTORE),
     "ct_deletetable_assumedrole_ddbdocs": (_F, _RESTORE),
     "ct_deletetgwattachment_wrapped_assumedrole_custodian": (_F, ()),
     "ct_describeinstances_panther": (_N, ()),
     "ct_getparameter_assumedrole_panther": (_N, ()),
-    "ct_getparameter_trimmed_drill": (_N, ()),
+    "ct_getparameter_trimmed_synthetic": (_N, ()),
     "ct_getparameters_plain_panther": (_N, ()),
     "ct_getrole_accessdenied_panther": (_N, ()),
     "ct_putbucketpolicy_accessdenied_assumedrole_panther": (_N, ()),
-    "ct_putparameter_trimmed_drill": (_N, ()),  # version 1: a creation
+    "ct_putparameter_trimmed_synthetic": (_N, ()),  # version 1: a creation
     "ct_runinstances_assumedrole_custodian": (_N, ()),
     "ct_runinstances_autoscaling_root_custodian": (_N, ()),
     "ct_startinstances_iamuser_ctdocs": (_N, ()),
@@ -72,7 +72,7 @@ VERDICTS: dict[str, tuple[str, tuple[str, ...]] | None] = {
     "ecs_service_placement_failure_ecsdocs": (_F, ()),
     "ecs_service_task_start_impaired_ecsdocs": (_F, ("ecs.force_new_deployment",)),
     "ecs_task_running_ecsdocs": (_N, ()),
-    "ecs_task_stopped_exit0_unattributed": (_N, ()),
+    "ecs_task_stopped_exit0_synthetic": (_N, ()),
     "health_capacity_reservation_0_ec2docs": (_N, ()),
     "health_capacity_reservation_1_ec2docs": (_N, ()),
     "health_ec2_instance_store_degraded_healthtools": (_F, ()),
@@ -89,22 +89,16 @@ VERDICTS: dict[str, tuple[str, tuple[str, ...]] | None] = {
 
 
 def _expected() -> dict[str, dict[str, Any]]:
-    if not EXPECTED_FILE.exists():
-        return {}
     data: dict[str, dict[str, Any]] = json.loads(EXPECTED_FILE.read_text())
     return data
 
 
 EXPECTED = _expected()
-SAMPLES = (
-    sorted(p.stem for p in EVENTS.glob("*.json") if p != EXPECTED_FILE) if EVENTS.exists() else []
-)
+SAMPLES = sorted(p.stem for p in EVENTS.glob("*.json") if p != EXPECTED_FILE)
 rules = RulesAnalyzer()
 
 
 def _path(name: str) -> Path:
-    if not EVENTS.exists():
-        pytest.skip(f"{EVENTS} is absent")
     return EVENTS / f"{name}.json"
 
 
@@ -119,8 +113,6 @@ def _labels(values: list[str]) -> set[str]:
 
 
 def test_the_corpus_is_complete() -> None:
-    if not EVENTS.exists():
-        pytest.skip(f"{EVENTS} is absent")
     assert len(SAMPLES) == 58
     assert set(SAMPLES) == set(EXPECTED) == set(VERDICTS)
 
@@ -200,8 +192,6 @@ def test_the_denied_deletion_is_a_security_notice(capsys: pytest.CaptureFixture[
 
 def test_explain_says_when_a_change_is_intended(capsys: pytest.CaptureFixture[str]) -> None:
     """Auto Scaling's scale-in is intended: it explains the instance's `terminated` report."""
-    if not EVENTS.exists():
-        pytest.skip(f"{EVENTS} is absent")
     _, scale_in, _ = explain("ct_terminateinstances_autoscaling_panther", capsys)
     _, by_hand, _ = explain("ct_stopinstances_iamuser_ctdocs", capsys)
     results = scale_in if isinstance(scale_in, list) else [scale_in]
