@@ -119,8 +119,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
 
             return asyncio.run(run_daemon(settings))
         case "demo":
+            from aiops_agent.demo.emulator import INSTALL_HINT, emulator_installed
             from aiops_agent.demo.tour import run_demo
 
+            if not emulator_installed():
+                print(f"aiops-agent: {INSTALL_HINT}", file=sys.stderr)
+                return EXIT_USAGE
             return asyncio.run(
                 run_demo(as_json=wants_json, keep_running=args.keep_running, analyzer=args.analyzer)
             )

@@ -5,6 +5,7 @@ Used by `aiops-agent demo` and by the test suite. It binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -18,6 +19,21 @@ DUMMY_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+
+
+INSTALL_HINT = 'the AWS emulator (moto) is not installed: pip install "aiops-agent[demo]"'
+"""moto is an extra (`demo`), not a runtime dependency: the production image does not carry it."""
+
+
+class EmulatorMissing(RuntimeError):
+    """moto's server is not importable in this environment."""
+
+
+def emulator_installed() -> bool:
+    try:
+        return importlib.util.find_spec("moto.server") is not None
+    except ModuleNotFoundError:  # `moto` itself is absent
+        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -36,6 +52,8 @@ class MotoServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MotoServer:
+        if not emulator_installed():
+            raise EmulatorMissing(INSTALL_HINT)
         env = {**os.environ, **DUMMY_CREDENTIALS}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
