@@ -99,7 +99,7 @@ variable "log_retention_days" {
 variable "mode" {
   description = "AIOPS_MODE: active, or shadow (decide and record everything, change nothing)."
   type        = string
-  default     = "active"
+  default     = "shadow"
 
   validation {
     condition     = contains(["active", "shadow"], var.mode)

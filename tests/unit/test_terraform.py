@@ -360,3 +360,13 @@ def test_checkov_finds_nothing(tmp_path: Path) -> None:
     main_tf = (TERRAFORM / "main.tf").read_text()
     for check_id, _ in SKIPPED_CHECKOV_CHECKS:
         assert re.search(rf"# checkov:skip={check_id}:\S.+", main_tf), f"{check_id} unexplained"
+
+
+def test_mode_defaults_to_shadow_as_the_readme_says() -> None:
+    """A first `terraform apply` must not let the agent change anything (README: start in
+    shadow, then set mode = "active"). Read without hcl2 so that it runs everywhere."""
+    text = (TERRAFORM / "variables.tf").read_text(encoding="utf-8")
+    block = re.search(r'variable "mode" \{(.*?)\n\}', text, re.S)
+    assert block is not None
+    default = re.search(r'^\s*default\s*=\s*"(\w+)"', block.group(1), re.M)
+    assert default is not None and default.group(1) == "shadow"
