@@ -201,7 +201,13 @@ async def show_incident(settings: Settings, incident_id: str, *, as_json: bool) 
     from aiops_agent.app import build_clients, build_store
 
     async with build_clients(settings) as clients:
-        incident = await build_store(settings, clients).get(incident_id)
+        store = build_store(settings, clients)
+        incident = await store.get(incident_id)
+        if incident is not None and incident.timeline_elided:
+            # The item keeps the first and last entries; the audit trail has all of them.
+            trail = await store.audit_trail(incident_id)
+            if len(trail) >= len(incident.timeline):
+                incident = incident.model_copy(update={"timeline": tuple(trail)})
     if incident is None:
         _err(f"no incident {incident_id}")
         return EXIT_FAILED

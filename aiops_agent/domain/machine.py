@@ -38,6 +38,9 @@ from aiops_agent.domain.messages import (
     command_to_dict,
 )
 from aiops_agent.domain.models import (
+    RELATED_IDS_KEPT,
+    TIMELINE_HEAD,
+    TIMELINE_TAIL,
     ActionRecord,
     Classification,
     Incident,
@@ -78,8 +81,15 @@ def _note(incident: Incident, now: datetime, detail: str, **changes: Any) -> Inc
     """Apply `changes`, then append a timeline entry in the (possibly new) state."""
     state = changes.get("workflow_state", incident.workflow_state)
     entry = TimelineEntry(at=now, state=state, detail=detail)
+    timeline = (*incident.timeline, entry)
+    elided = incident.timeline_elided
+    if len(timeline) > TIMELINE_HEAD + TIMELINE_TAIL:
+        # Drop the oldest entry after the head: the kept ones keep their audit index.
+        drop = len(timeline) - TIMELINE_HEAD - TIMELINE_TAIL
+        timeline = timeline[:TIMELINE_HEAD] + timeline[TIMELINE_HEAD + drop :]
+        elided += drop
     return incident.model_copy(
-        update={**changes, "timeline": (*incident.timeline, entry), "updated_at": now}
+        update={**changes, "timeline": timeline, "timeline_elided": elided, "updated_at": now}
     )
 
 
@@ -160,7 +170,8 @@ def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> R
     ev = sig.event
     if ev.event_id == inc.event_id or ev.event_id in inc.related_event_ids:
         return inc, []
-    related = (*inc.related_event_ids, ev.event_id)
+    related_ids = (*inc.related_event_ids, ev.event_id)[-RELATED_IDS_KEPT:]
+    related = {"related_event_ids": related_ids, "related_events": inc.related_events + 1}
     explains = ev.details.get("explains")
     if explains:
         by = f"{ev.action} by {ev.principal or 'unknown'}"
@@ -169,12 +180,12 @@ def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> R
             # principal: an intended change (a deploy), nothing to undo.
             detail = f"explained by {by} ({explains}): an intended change, nothing to recover"
             closed = _close(inc, now, S.IGNORED, detail, notify=False)[0]
-            return closed.model_copy(update={"related_event_ids": related}), []
+            return closed.model_copy(update=related), []
         detail = f"related event joined: {ev.detail_type}: {by} (intended: {explains})"
-        return _note(inc, now, detail, related_event_ids=related), []
+        return _note(inc, now, detail, **related), []
     kind = "resolved" if ev.details.get("resolves") else "related event joined"
     detail = f"{kind}: {ev.detail_type}: {ev.action}"
-    return _note(inc, now, detail, related_event_ids=related), []
+    return _note(inc, now, detail, **related), []
 
 
 def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) -> Result:

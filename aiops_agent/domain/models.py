@@ -173,6 +173,14 @@ class TimelineEntry(_Frozen):
     detail: str
 
 
+TIMELINE_HEAD = 20
+TIMELINE_TAIL = 200
+RELATED_IDS_KEPT = 500
+"""An incident is one DynamoDB item (400 KB at most): an open incident that keeps receiving
+related events keeps its first TIMELINE_HEAD and last TIMELINE_TAIL timeline entries (the rest
+is in the audit trail) and the ids of its newest RELATED_IDS_KEPT related events."""
+
+
 class Incident(_Frozen):
     incident_id: str
     event_id: str
@@ -189,7 +197,13 @@ class Incident(_Frozen):
     recovery_actions: tuple[ActionRecord, ...] = ()
     verification: Verification | None = None
     timeline: tuple[TimelineEntry, ...] = ()
+    timeline_elided: int = 0
+    """Timeline entries dropped from the middle to keep the item small (TIMELINE_HEAD first and
+    TIMELINE_TAIL last entries are kept); every entry stays in the audit trail."""
     related_event_ids: tuple[str, ...] = ()
+    """The newest RELATED_IDS_KEPT related events' ids (replays of these are ignored)."""
+    related_events: int = 0
+    """How many related events joined in all."""
     approved_by: str | None = None
     approval_required: bool = False
     policy: PolicyDecision | None = None
@@ -209,6 +223,10 @@ class Incident(_Frozen):
     @property
     def terminal(self) -> bool:
         return self.workflow_state.terminal
+
+    def audit_index(self, position: int) -> int:
+        """The position of timeline entry `position` in the full (audit) timeline."""
+        return position if position < TIMELINE_HEAD else position + self.timeline_elided
 
     def to_public(self) -> dict[str, Any]:
         """The `incidents show --json` form (CONTRACT.md)."""

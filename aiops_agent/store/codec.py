@@ -97,7 +97,7 @@ def audit_entries(incident: Incident, *, created: bool) -> list[tuple[int, Timel
     older. Items are keyed by index, so writing one again writes the same immutable content.
     """
     return [
-        (i, entry)
+        (incident.audit_index(i), entry)
         for i, entry in enumerate(incident.timeline)
         if created or entry.at >= incident.updated_at
     ]
