@@ -1,9 +1,10 @@
 """The Bedrock analyzer: a model on the Converse API advises, the rules referee (guard.py).
 
 One `converse` call per new event fingerprint, forced to call one tool whose input schema is
-generated from `ModelVerdict`. The call has a deadline (`asyncio.timeout`); throttling is retried
-by botocore's standard retry mode on the client (the project's one retry layer), not here; a
-circuit breaker stops calling after repeated failures; a TTL cache answers repeated questions.
+generated from `ModelVerdict` (or, for model families that refuse a forced tool, `any` tool or
+none: converse.tool_choice_for). The call has a deadline within which throttling is retried
+(converse.py); a circuit breaker stops calling after repeated failures; a TTL cache answers
+repeated questions.
 
 Whatever goes wrong (no reply in time, throttled, a 5xx, a text reply, malformed JSON, a schema
 violation, an action outside the catalog, the breaker open) the rules decide alone, and the

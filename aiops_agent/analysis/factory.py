@@ -2,10 +2,11 @@
 
     analyzer = build_analyzer(settings, clients, metrics, store)
 
-`clients` provides the `bedrock-runtime` client. When the model is served somewhere other than
-the AWS endpoint (a fake Bedrock beside the emulator in the demo and the tests), pass a second
-`AwsClients` as `bedrock_clients`: `build_bedrock_clients(settings)` makes one from
-`AIOPS_BEDROCK_ENDPOINT_URL` when that setting exists and is set; its owner closes it.
+`clients` provides the `bedrock-runtime` client. With `AIOPS_ANALYZER=bedrock` (or a
+`AIOPS_BEDROCK_ENDPOINT_URL`: a fake Bedrock beside the emulator in the demo and the tests),
+`build_bedrock_clients(settings)` makes dedicated clients to pass as `bedrock_clients`: one
+attempt per call and a read timeout of the Bedrock deadline, because the Converse caller retries
+throttling itself inside its deadline (analysis/converse.py); its owner closes it.
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ def build_rules(settings: Settings, own_principals: Sequence[str] = ()) -> Rules
 
 
 def build_bedrock_clients(settings: Settings, metrics: Metrics | None = None) -> AwsClients | None:
-    """Dedicated clients for `AIOPS_BEDROCK_ENDPOINT_URL`, or None to use the shared ones."""
-    if not settings.bedrock_endpoint_url:
+    """Dedicated bedrock-runtime clients (one attempt per call), or None with the rules alone."""
+    if settings.analyzer != "bedrock" and not settings.bedrock_endpoint_url:
         return None
     return AwsClients(
-        endpoint_url=settings.bedrock_endpoint_url,
+        endpoint_url=settings.bedrock_endpoint_url or settings.aws_endpoint_url,
         region=settings.region,
-        max_attempts=settings.aws_max_attempts,
+        max_attempts=1,
+        read_timeout=settings.bedrock_timeout_seconds,
         on_call=metrics.on_aws_call if metrics is not None else None,
     )
 

@@ -239,8 +239,48 @@ def _allowed_actions(request: Mapping[str, Any]) -> set[str]:
         return set()
 
 
+def accepted_tool_choices(model_id: str) -> frozenset[str]:
+    """What Bedrock accepts in `toolConfig.toolChoice` for a model, per AWS's ToolChoice
+    reference: `tool` only for Anthropic Claude 3 (and later) and Amazon Nova, `any` also for
+    Mistral Large; other families take no toolChoice (`auto`, the default, only)."""
+    name = model_id.rsplit("/", 1)[-1].lower()
+    family = name.split(".", 1)[1] if name.split(".", 1)[0] in _GEO else name
+    if family.startswith(
+        (
+            "anthropic.claude-3",
+            "anthropic.claude-sonnet",
+            "anthropic.claude-opus",
+            "anthropic.claude-haiku",
+            "amazon.nova",
+        )
+    ):
+        return frozenset({"tool", "any", "auto"})
+    if family.startswith("mistral.mistral-large"):
+        return frozenset({"any", "auto"})
+    return frozenset({"auto"})
+
+
+_GEO = frozenset({"us", "eu", "apac", "us-gov", "ca", "jp", "au", "global"})
+
+
+def refuse_tool_choice(field: str) -> Step:
+    """Bedrock's answer to a toolChoice the model does not support (its words)."""
+    return Step(
+        status=400,
+        body={
+            "message": f"This model doesn't support the toolConfig.toolChoice.{field} field. "
+            f"Remove toolConfig.toolChoice.{field} and try again."
+        },
+        headers={"x-amzn-ErrorType": "ValidationException:http://internal.amazon.com/"},
+    )
+
+
 class FakeBedrock:
-    """The server. `requests` holds each request's JSON body, with `modelId` from the path."""
+    """The server. `requests` holds each request's JSON body, with `modelId` from the path.
+
+    Like Bedrock, it refuses a `toolChoice` the model's family does not support
+    (`accepted_tool_choices`) with a ValidationException, before the script is consulted.
+    """
 
     def __init__(self, script: Iterable[Step] = (), *, default: Step = AUTO) -> None:
         self.script: deque[Step] = deque(script)
@@ -288,7 +328,11 @@ class FakeBedrock:
         raw_path = request.rel_url.raw_path
         body["modelId"] = unquote(raw_path.split("/")[2])
         self.requests.append(body)
-        step = self.script.popleft() if self.script else self.default
+        choice = next(iter((body.get("toolConfig") or {}).get("toolChoice") or {}), "auto")
+        if choice not in accepted_tool_choices(body["modelId"]):
+            step = refuse_tool_choice(choice)
+        else:
+            step = self.script.popleft() if self.script else self.default
         if step.delay_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), step.delay_s)

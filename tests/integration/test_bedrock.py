@@ -17,9 +17,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from aiops_agent.analysis.bedrock import BedrockAnalyzer, BedrockConfig, ClientSource
-from aiops_agent.analysis.factory import build_analyzer
+from aiops_agent.analysis.factory import build_analyzer, build_bedrock_clients
 from aiops_agent.analysis.rules import RulesAnalyzer
-from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.models import Analysis, Classification, NormalizedEvent
 from aiops_agent.intake.envelope import parse_event
 from aiops_agent.obs.metrics import Metrics
@@ -32,6 +31,7 @@ from tests.fake_bedrock import (
     FakeBedrock,
     Step,
     malformed_json,
+    refuse_tool_choice,
     server_error,
     stall,
     text_reply,
@@ -277,27 +277,108 @@ async def test_planted_instruction_with_agreeing_class_cannot_add_a_step(
 # ---------------------------------------------------------------- unavailable model
 
 
-async def test_throttling_is_retried_by_botocore_then_answers(
+def bedrock_settings(fake: FakeBedrock, **overrides: Any) -> Any:
+    return load_settings(
+        analyzer="bedrock", model_id=MODEL_ID, bedrock_endpoint_url=fake.url, **overrides
+    )
+
+
+async def test_throttling_is_retried_within_the_deadline_then_answers(
     fake: FakeBedrock, unique: str
 ) -> None:
-    async with AwsClients(endpoint_url=fake.url, max_attempts=3) as retrying:
-        rig = Rig(fake, retrying)
-        out = await rig.analyze(stop_event(unique), throttle(), AUTO)
+    settings = bedrock_settings(fake)
+    clients = build_bedrock_clients(settings)
+    assert clients is not None
+    async with clients:
+        assert await total_attempts(clients) == 1, "the caller retries, botocore does not"
+        rig = Rig(fake, clients, timeout_s=10.0)
+        out = await rig.analyze(stop_event(unique), throttle(), throttle(), AUTO)
     assert out.analyzer == "bedrock"
-    assert len(fake.requests) == 2
+    assert len(fake.requests) == 3
 
 
-async def test_throttling_past_the_retries_falls_back_without_double_retry(
+async def test_throttling_until_the_deadline_is_reported_as_throttling(
     fake: FakeBedrock, unique: str
 ) -> None:
-    async with AwsClients(endpoint_url=fake.url, max_attempts=2) as retrying:
-        attempts = await total_attempts(retrying)
-        rig = Rig(fake, retrying)
-        out = await rig.analyze(stop_event(unique), *[throttle()] * (attempts + 2))
+    """Bedrock throttles for longer than the deadline: the fallback says throttled, not timeout
+    (botocore's standard mode, backing off up to 20 s, used to be cut off by the deadline)."""
+    fake.default = throttle()
+    settings = bedrock_settings(fake, bedrock_timeout_seconds=3)
+    clients = build_bedrock_clients(settings)
+    assert clients is not None
+    async with clients:
+        rig = Rig(fake, clients, timeout_s=3.0)
+        out = await rig.analyze(stop_event(unique))
     assert out.analyzer == "rules-fallback:throttled"
-    assert "model unavailable (ThrottlingException after retries): rules decided" in out.reasons
-    assert len(fake.requests) == attempts  # botocore's attempts only: nothing retries on top
+    assert any("still throttled after" in r for r in out.reasons), out.reasons
+    assert len(fake.requests) >= 3, "retried while the deadline left time"
     assert rig.sample("aiops_analyzer_fallbacks_total", reason="throttled") == 1
+    assert rig.sample("aiops_analyzer_fallbacks_total", reason="timeout") == 0
+    assert rig.sample("aiops_analyzer_requests_total", analyzer="bedrock", outcome="throttled") == 1
+
+
+@pytest.mark.parametrize(
+    ("model_id", "sent"),
+    [
+        ("anthropic.claude-3-5-sonnet-20240620-v1:0", {"tool": {"name": "record_assessment"}}),
+        ("us.amazon.nova-pro-v1:0", {"tool": {"name": "record_assessment"}}),
+        ("mistral.mistral-large-2407-v1:0", {"any": {}}),
+        ("meta.llama3-1-70b-instruct-v1:0", None),
+        ("cohere.command-r-plus-v1:0", None),
+    ],
+)
+async def test_the_tool_choice_fits_the_model_family(
+    fake: FakeBedrock, clients: OneAttempt, model_id: str, sent: Any, unique: str
+) -> None:
+    """`toolChoice.tool` is accepted by Claude 3+ and Nova only (AWS ToolChoice reference); the
+    fake refuses it for others, as Bedrock does, and the model must still be consulted."""
+    analyzer = BedrockAnalyzer(
+        clients=clients, rules=RulesAnalyzer(), config=BedrockConfig(model_id=model_id)
+    )
+    out = await analyzer.analyze(stop_event(unique))
+    assert out.analyzer == "bedrock", out.reasons
+    assert len(fake.requests) == 1
+    assert fake.requests[0]["toolConfig"].get("toolChoice") == sent
+
+
+async def test_a_refused_forced_tool_is_retried_with_a_weaker_choice(
+    fake: FakeBedrock, clients: OneAttempt, unique: str
+) -> None:
+    """A family the code takes for Claude 3 but Bedrock refuses the field for (as Nova did
+    before March 2025): refused once, then `any`, then remembered for that model."""
+    fake.push(
+        refuse_tool_choice("tool"),
+        refuse_tool_choice("any"),
+        AUTO,
+        AUTO,
+    )
+    analyzer = BedrockAnalyzer(
+        clients=clients,
+        rules=RulesAnalyzer(),
+        config=BedrockConfig(model_id=MODEL_ID, timeout_s=5.0, cache_ttl_s=0),
+    )
+    out = await analyzer.analyze(stop_event(unique))
+    assert out.analyzer == "bedrock", out.reasons
+    choices = [r["toolConfig"].get("toolChoice") for r in fake.requests]
+    assert choices == [{"tool": {"name": "record_assessment"}}, {"any": {}}, None]
+    await analyzer.analyze(stop_event(unique + "2"))
+    assert fake.requests[-1]["toolConfig"].get("toolChoice") is None
+
+
+async def test_a_refused_request_says_the_model_was_not_consulted(
+    fake: FakeBedrock, clients: OneAttempt, unique: str
+) -> None:
+    fake.push(
+        Step(
+            status=400,
+            body={"message": "The provided model identifier is invalid."},
+            headers={"x-amzn-ErrorType": "ValidationException:http://internal.amazon.com/"},
+        )
+    )
+    rig = Rig(fake, clients)
+    out = await rig.analyze(stop_event(unique))
+    assert out.analyzer == "rules-fallback:rejected_request"
+    assert any("Bedrock refused the request" in r and "model identifier" in r for r in out.reasons)
 
 
 async def test_a_stalled_model_times_out_quickly(fake: FakeBedrock, clients: OneAttempt) -> None:
