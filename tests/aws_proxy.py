@@ -1,19 +1,30 @@
-"""A loopback reverse proxy in front of the moto server, for fault injection over real HTTP.
+"""A loopback reverse proxy in front of the moto server: fault injection and AWS realism over HTTP.
 
 The agent under test (usually a separate process) points `AIOPS_AWS_ENDPOINT_URL` at the proxy.
-Every request is forwarded unchanged to the emulator, and recorded as a `Call`: the service (the
-SigV4 credential scope), the operation (`X-Amz-Target` for the JSON protocols, `Action=` in the
-form body for the query protocols) and the decoded parameters. A test can then
+Every request is forwarded to the emulator and recorded as a `Call`: the service (the SigV4
+credential scope), the operation (`X-Amz-Target` for the JSON protocols, `Action=` in the form
+body for the query protocols) and the decoded parameters.
 
-- count what reached the emulator: `proxy.count("StartInstances")`;
-- stall an operation: `stall = proxy.stall("StartInstances")` holds matching requests until
-  `stall.release(forward=True)` forwards them (the call reached AWS late) or
-  `stall.release(forward=False)` answers them with a 500 (the call was lost on the way);
-- fail an operation: `proxy.fail("PutItem", times=3, error="throttle")` answers the next 3
-  matching requests with a throttling error (or `error="internal"`: HTTP 500) without forwarding
-  them, so botocore's retry logic sees exactly what AWS would send.
+Rules, switched on per scenario, sit between the agent and the emulator. Each matching rule sees
+the request in turn and may answer it itself, hold it, change it, or pass it on and change the
+answer (`Rule.apply`); the last step is the emulator. The controls:
+
+- `proxy.count("StartInstances")`, `proxy.select(...)`: what reached the emulator;
+- `proxy.stall(op)`: hold matching requests until `stall.release(forward=True|False)`;
+- `proxy.fail(op, times=3, error="throttle")`, or `for_seconds=60` (an outage): answer with the
+  error AWS sends (see `ERRORS`: throttle, internal, unavailable, access_denied, kms_throttle,
+  kms_access_denied) or drop the connection (`network`), without forwarding;
+- realism (tests/aws_realism.py, each documented against AWS's own words):
+  `proxy.stale_reads(op, ...)` (eventual consistency), `proxy.insights(...)` (queries that stay
+  Running, the concurrency limit, StopQuery), `proxy.unprocessed(op, ...)` (UnprocessedKeys,
+  UnprocessedItems, SQS batch `Failed` entries), `proxy.state_reason(instance_id, ...)`
+  (DescribeInstances `StateReason` / `StateTransitionReason`), `proxy.transform(op, fn)` (any
+  other rewrite of an answer).
 
 A failed or stalled-and-dropped request never reaches the emulator, so a retry of it is clean.
+`Call.outcome` says what happened: `forwarded` (reached the emulator, perhaps changed on the way),
+`failed` (an injected error), `dropped` (a stall released without forwarding) or `served`
+(answered by a realism rule alone: a stale read, a query still Running, a LimitExceeded).
 """
 
 from __future__ import annotations
@@ -22,17 +33,29 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
 
-ErrorKind = Literal["internal", "throttle"]
-Outcome = Literal["forwarded", "failed", "dropped"]
+from tests.aws_realism import Insights, StaleReads, StateReason, Transform, Unprocessed
+from tests.aws_rules import (
+    ERRORS,
+    ErrorKind,
+    Exchange,
+    Outcome,
+    Proceed,
+    Protocol,
+    Reply,
+    Rule,
+    error_reply,
+    op_set,
+)
+
+__all__ = ["ERRORS", "AwsProxy", "Call", "ErrorKind", "Exchange", "Fault", "Reply", "Rule", "Stall"]
 
 _HOP_BY_HOP = frozenset(
     {
@@ -48,6 +71,7 @@ _HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+R = TypeVar("R", bound=Rule)
 _UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=90, connect=5)
 """Longer than any long poll (20 s) and any client read timeout the agent uses."""
 
@@ -69,32 +93,23 @@ class Call:
     """How long the emulator took to answer (forwarded calls only)."""
 
 
-def _matches(
-    rule_service: str | None, rule_operation: str | None, service: str, operation: str
-) -> bool:
-    return (rule_service is None or rule_service == service) and (
-        rule_operation is None or rule_operation == operation
-    )
-
-
-@dataclass
-class Stall:
+class Stall(Rule):
     """Holds matching requests until released."""
 
-    service: str | None
-    operation: str | None
-    _proxy: AwsProxy
-    _released: asyncio.Event = field(default_factory=asyncio.Event)
-    _forward: bool = True
-    held: int = 0
-    """How many requests are being held right now."""
-    total_held: int = 0
-    """How many requests this stall has held in all."""
+    def __init__(self, proxy: AwsProxy, operation: str | None, service: str | None) -> None:
+        self.service = service
+        self.operation = operation
+        self.operations = op_set(operation)
+        self._proxy = proxy
+        self._released = asyncio.Event()
+        self._forward = True
+        self.held = 0
+        """How many requests are being held right now."""
+        self.total_held = 0
+        """How many requests this stall has held in all."""
 
-    def matches(self, service: str, operation: str) -> bool:
-        return not self._released.is_set() and _matches(
-            self.service, self.operation, service, operation
-        )
+    def matches(self, ex: Exchange) -> bool:
+        return not self._released.is_set() and super().matches(ex)
 
     async def wait_held(self, count: int = 1, within: float = 30.0) -> None:
         """Until at least `count` requests have been held by this stall."""
@@ -112,39 +127,63 @@ class Stall:
         self._released.set()
         self._proxy.remove(self)
 
-    async def hold(self) -> bool:
-        """Wait for the release; True if the request is to be forwarded."""
+    async def apply(self, ex: Exchange, proceed: Proceed) -> Reply:
         self.held += 1
         self.total_held += 1
         try:
             await self._released.wait()
         finally:
             self.held -= 1
-        return self._forward
+        if self._forward:
+            return await proceed(ex)
+        ex.outcome = "dropped"
+        return error_reply(ex.protocol, ex.service, "internal")
 
 
-@dataclass
-class Fault:
-    """Answers matching requests with an error, `times` times (None: until removed)."""
+class Fault(Rule):
+    """Answers matching requests with an error, `times` times and/or for `for_seconds` (None
+    for both: until removed)."""
 
-    service: str | None
-    operation: str | None
-    times: int | None
-    error: ErrorKind
-    _proxy: AwsProxy
-    failed: int = 0
-
-    def matches(self, service: str, operation: str) -> bool:
-        if self.times is not None and self.failed >= self.times:
-            return False
-        return _matches(self.service, self.operation, service, operation)
+    def __init__(
+        self,
+        proxy: AwsProxy,
+        operation: str | Iterable[str] | None,
+        service: str | None,
+        times: int | None,
+        error: ErrorKind,
+        for_seconds: float | None,
+    ) -> None:
+        self.service = service
+        self.operation = operation if isinstance(operation, str) or operation is None else None
+        self.operations = op_set(operation)
+        self.times = times
+        self.error: ErrorKind = error
+        self.until = None if for_seconds is None else time.monotonic() + for_seconds
+        self._proxy = proxy
+        self.failed = 0
 
     @property
     def exhausted(self) -> bool:
-        return self.times is not None and self.failed >= self.times
+        return (self.times is not None and self.failed >= self.times) or (
+            self.until is not None and time.monotonic() >= self.until
+        )
+
+    def matches(self, ex: Exchange) -> bool:
+        return not self.exhausted and super().matches(ex)
 
     def remove(self) -> None:
         self._proxy.remove(self)
+
+    async def apply(self, ex: Exchange, proceed: Proceed) -> Reply:
+        self.failed += 1
+        ex.outcome = "failed"
+        if self.error == "network":
+            raise _DropConnection
+        return error_reply(ex.protocol, ex.service, self.error)
+
+
+class _DropConnection(Exception):
+    """Close the client's connection without an answer (a network failure)."""
 
 
 class AwsProxy:
@@ -155,7 +194,7 @@ class AwsProxy:
         self._host = host
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._rules: list[Stall | Fault] = []
+        self._rules: list[Rule] = []
         self.calls: list[Call] = []
         self.url = ""
 
@@ -192,28 +231,107 @@ class AwsProxy:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # ------------------------------------------------------------ the test's controls
+    # ------------------------------------------------------------ the test's controls: faults
+
+    def add(self, rule: Rule, *, first: bool = False) -> Rule:
+        """Switch a rule on (rules apply in order; `first` puts it before the others)."""
+        if first:
+            self._rules.insert(0, rule)
+        else:
+            self._rules.append(rule)
+        return rule
+
+    def remove(self, rule: Rule) -> None:
+        with contextlib.suppress(ValueError):
+            self._rules.remove(rule)
 
     def stall(self, operation: str | None = None, *, service: str | None = None) -> Stall:
-        rule = Stall(service=service, operation=operation, _proxy=self)
-        self._rules.insert(0, rule)
+        rule = Stall(self, operation, service)
+        self.add(rule, first=True)
         return rule
 
     def fail(
         self,
-        operation: str | None = None,
+        operation: str | Iterable[str] | None = None,
         *,
         service: str | None = None,
         times: int | None = None,
         error: ErrorKind = "internal",
+        for_seconds: float | None = None,
     ) -> Fault:
-        rule = Fault(service=service, operation=operation, times=times, error=error, _proxy=self)
-        self._rules.append(rule)
+        """Answer matching requests with `error` (see `ERRORS`), `times` times and/or for
+        `for_seconds`; neither: until `fault.remove()`."""
+        rule = Fault(self, operation, service, times, error, for_seconds)
+        self.add(rule)
         return rule
 
-    def remove(self, rule: Stall | Fault) -> None:
-        with contextlib.suppress(ValueError):
-            self._rules.remove(rule)
+    # ------------------------------------------------------------ the test's controls: realism
+
+    def stale_reads(
+        self,
+        operation: str | Iterable[str],
+        *,
+        after: str | Iterable[str] | None = None,
+        seconds: float = 5.0,
+        reads: int | None = None,
+        service: str | None = None,
+    ) -> StaleReads:
+        """After a write (`after`; default: any non-read call of the same service), matching
+        reads answer what they answered before it, for `seconds` (and at most `reads` times)."""
+        return self._added(StaleReads(operation, after, seconds, reads, service))
+
+    def insights(
+        self,
+        *,
+        running_for: float = 0.0,
+        polls: int | None = None,
+        concurrency: int | None = None,
+        final_status: str = "Complete",
+    ) -> Insights:
+        """Logs Insights as AWS runs it: queries stay Running (`running_for` seconds, or until
+        polled `polls` times), StartQuery fails with LimitExceededException past `concurrency`
+        running queries, StopQuery cancels, a query may end `Failed` or `Timeout`."""
+        return self._added(Insights(running_for, polls, concurrency, final_status))
+
+    def unprocessed(
+        self,
+        operation: str,
+        *,
+        count: int = 1,
+        times: int | None = 1,
+        code: str = "InternalError",
+    ) -> Unprocessed:
+        """A batch call processes all but its last `count` entries: BatchGetItem
+        `UnprocessedKeys`, BatchWriteItem `UnprocessedItems`, SQS `*Batch` `Failed` entries."""
+        return self._added(Unprocessed(operation, count, times, code))
+
+    def state_reason(
+        self,
+        instance_id: str,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        transition_reason: str | None = None,
+    ) -> StateReason:
+        """DescribeInstances reports this `StateReason` (code, message) and/or
+        `StateTransitionReason` for the instance, whatever the emulator says."""
+        return self._added(StateReason(instance_id, code, message, transition_reason))
+
+    def transform(
+        self,
+        operation: str | Iterable[str],
+        fn: Callable[[Exchange, Reply], Reply],
+        *,
+        service: str | None = None,
+    ) -> Transform:
+        """Rewrite the emulator's answer to matching requests with `fn(exchange, reply)`."""
+        return self._added(Transform(operation, fn, service))
+
+    def _added(self, rule: R) -> R:
+        self.add(rule)
+        return rule
+
+    # ------------------------------------------------------------ what happened
 
     def select(
         self,
@@ -225,7 +343,8 @@ class AwsProxy:
         return [
             c
             for c in self.calls
-            if _matches(service, operation, c.service, c.operation)
+            if (service is None or service == c.service)
+            and (operation is None or operation == c.operation)
             and (outcome is None or c.outcome == outcome)
         ]
 
@@ -245,37 +364,37 @@ class AwsProxy:
         body = await request.read()
         service = _service(request.headers.get("Authorization", ""))
         operation, params, protocol = _operation(request, body)
-        for rule in list(self._rules):
-            if not rule.matches(service, operation):
-                continue
-            if isinstance(rule, Fault):
-                rule.failed += 1
-                response = _error_response(protocol, rule.error)
-                self._record(service, operation, params, "failed", response.status)
-                return response
-            if not await rule.hold():
-                response = _error_response(protocol, "internal")
-                self._record(service, operation, params, "dropped", response.status)
-                return response
-            break
-        return await self._forward(request, body, service, operation, params)
+        ex = Exchange(request, body, service, operation, params, protocol)
+        rules = [r for r in self._rules if r.matches(ex)]
+        try:
+            reply = await self._chain(ex, rules)
+        except _DropConnection:
+            self._record(ex, 0)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
+        self._record(ex, reply.status)
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
-    async def _forward(
-        self,
-        request: web.Request,
-        body: bytes,
-        service: str,
-        operation: str,
-        params: Mapping[str, Any],
-    ) -> web.Response:
+    async def _chain(self, ex: Exchange, rules: list[Rule]) -> Reply:
+        if not rules:
+            return await self._forward(ex)
+
+        async def proceed(next_ex: Exchange) -> Reply:
+            return await self._chain(next_ex, rules[1:])
+
+        return await rules[0].apply(ex, proceed)
+
+    async def _forward(self, ex: Exchange) -> Reply:
         assert self._session is not None
+        request = ex.request
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         started = time.monotonic()
         async with self._session.request(
             request.method,
             self.upstream + request.rel_url.raw_path_qs,
             headers=headers,
-            data=body,
+            data=ex.body,
             allow_redirects=False,
         ) as upstream:
             payload = await upstream.read()
@@ -283,23 +402,25 @@ class AwsProxy:
                 k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
             }
             status = upstream.status
-        self._record(service, operation, params, "forwarded", status, time.monotonic() - started)
-        return web.Response(status=status, body=payload, headers=out_headers)
+        ex.outcome = "forwarded"
+        ex.seconds = time.monotonic() - started
+        return Reply(status, payload, out_headers)
 
-    def _record(
-        self,
-        service: str,
-        operation: str,
-        params: Mapping[str, Any],
-        outcome: Outcome,
-        status: int,
-        seconds: float = 0.0,
-    ) -> None:
-        call = Call(service, operation, params, time.monotonic(), outcome, status, seconds)
-        self.calls.append(call)
+    def _record(self, ex: Exchange, status: int) -> None:
+        self.calls.append(
+            Call(
+                ex.service,
+                ex.operation,
+                ex.params,
+                time.monotonic(),
+                ex.outcome,
+                status,
+                ex.seconds,
+            )
+        )
 
 
-# ---------------------------------------------------------------- request and error shapes
+# ---------------------------------------------------------------- request shapes
 
 
 def _service(authorization: str) -> str:
@@ -310,9 +431,6 @@ def _service(authorization: str) -> str:
         return ""
     scope = authorization[start + len(marker) :].split(",", 1)[0].split("/")
     return scope[3] if len(scope) >= 5 else ""
-
-
-Protocol = Literal["json", "ec2", "query", "rest"]
 
 
 def _operation(request: web.Request, body: bytes) -> tuple[str, dict[str, Any], Protocol]:
@@ -330,40 +448,3 @@ def _operation(request: web.Request, body: bytes) -> tuple[str, dict[str, Any], 
         protocol: Protocol = "ec2" if signed_for == "ec2" else "query"
         return action, form, protocol
     return f"{request.method} {request.path}", {}, "rest"
-
-
-def _error_response(protocol: Protocol, kind: ErrorKind) -> web.Response:
-    request_id = str(uuid.uuid4())
-    if kind == "throttle":
-        status, message = 400, "Rate exceeded (injected by the test proxy)"
-        code = {"json": "ThrottlingException", "rest": "ThrottlingException"}.get(
-            protocol, "Throttling"
-        )
-        if protocol == "ec2":
-            status, code = 503, "RequestLimitExceeded"
-    else:
-        status, message = 500, "We encountered an internal error (injected by the test proxy)"
-        code = "InternalError" if protocol == "ec2" else "InternalFailure"
-    if protocol in ("json", "rest"):
-        return web.Response(
-            status=status,
-            body=json.dumps({"__type": code, "message": message}).encode(),
-            headers={
-                "Content-Type": "application/x-amz-json-1.0",
-                "x-amzn-ErrorType": code,
-                "x-amzn-RequestId": request_id,
-            },
-        )
-    if protocol == "ec2":
-        xml = (
-            '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error>'
-            f"<Code>{code}</Code><Message>{message}</Message></Error></Errors>"
-            f"<RequestID>{request_id}</RequestID></Response>"
-        )
-    else:
-        xml = (
-            "<ErrorResponse><Error><Type>Receiver</Type>"
-            f"<Code>{code}</Code><Message>{message}</Message></Error>"
-            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
-        )
-    return web.Response(status=status, body=xml.encode(), content_type="text/xml")
