@@ -22,6 +22,7 @@ ORDER: tuple[str, ...] = (
     "memory",
     "latency",
     "cost",
+    "recovery",
     "logmining",
     "detect",
     "logscan_cost",

@@ -165,13 +165,22 @@ class AgentChild:
         self._log = log
 
     @classmethod
-    def start(cls, stack_: Stack, log_path: Path, **extra_env: str) -> AgentChild:
+    def start(
+        cls, stack_: Stack, log_path: Path, module: str = "bench.agent", **extra_env: str
+    ) -> AgentChild:
+        """`python -m bench.agent`, or with module="aiops_agent" the production `run`.
+
+        An `extra_env` value of "" unsets that variable: the daemon's own default applies.
+        """
         port = free_port()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("wb")
+        env = {**os.environ, **stack_.agent_env(port, **extra_env)}
+        env = {k: v for k, v in env.items() if not (k in extra_env and v == "")}
+        command = [sys.executable, "-m", module, *(["run"] if module == "aiops_agent" else [])]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.agent"],
-            env={**os.environ, **stack_.agent_env(port, **extra_env)},
+            command,
+            env=env,
             cwd=str(Path(__file__).resolve().parents[1]),
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -234,8 +243,10 @@ class AgentChild:
 
 
 @contextlib.asynccontextmanager
-async def agent(stack_: Stack, log_path: Path, **extra_env: str) -> AsyncIterator[AgentChild]:
-    child = AgentChild.start(stack_, log_path, **extra_env)
+async def agent(
+    stack_: Stack, log_path: Path, module: str = "bench.agent", **extra_env: str
+) -> AsyncIterator[AgentChild]:
+    child = AgentChild.start(stack_, log_path, module, **extra_env)
     try:
         await child.wait_ready()
         yield child

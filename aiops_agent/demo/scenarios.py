@@ -194,10 +194,13 @@ async def create_demo_function(clients: AwsClients, name: str) -> None:
     )
 
 
-async def _prepare_lambda(clients: AwsClients) -> dict[str, str]:
-    name = "demo-orders-api"
+async def prepare_function(clients: AwsClients, name: str) -> dict[str, str]:
     await create_demo_function(clients, name)
     return {"function_name": name}
+
+
+async def _prepare_lambda(clients: AwsClients) -> dict[str, str]:
+    return await prepare_function(clients, "demo-orders-api")
 
 
 async def _act_lambda(clients: AwsClients, res: dict[str, str]) -> list[dict[str, Any]]:
@@ -217,8 +220,11 @@ async def _act_lambda(clients: AwsClients, res: dict[str, str]) -> list[dict[str
 
 
 async def _prepare_ssm(clients: AwsClients) -> dict[str, str]:
+    return await prepare_parameter(clients, "/demo/payments/db-host")
+
+
+async def prepare_parameter(clients: AwsClients, name: str) -> dict[str, str]:
     ssm = await clients.client("ssm")
-    name = "/demo/payments/db-host"
     await ssm.put_parameter(
         Name=name, Value="db.internal.example:5432", Type="String", Overwrite=True
     )
