@@ -25,6 +25,9 @@ INSTALL_HINT = 'the AWS emulator (moto) is not installed: pip install "aiops-age
 """moto is an extra (`demo`), not a runtime dependency: the production image does not carry it."""
 
 
+SERVER_MODULE = "aiops_agent.demo.moto_server"
+
+
 class EmulatorMissing(RuntimeError):
     """moto's server is not importable in this environment."""
 
@@ -43,7 +46,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MotoServer:
-    """`python -m moto.server -H 127.0.0.1 -p PORT`; `url` once started."""
+    """moto's server (`python -m aiops_agent.demo.moto_server -H 127.0.0.1 -p PORT`, which
+    serializes DynamoDB's requests: see that module); `url` once started."""
 
     def __init__(self, port: int | None = None, start_timeout: float = 30.0) -> None:
         self.port = port or free_port()
@@ -56,7 +60,7 @@ class MotoServer:
             raise EmulatorMissing(INSTALL_HINT)
         env = {**os.environ, **DUMMY_CREDENTIALS}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", SERVER_MODULE, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
