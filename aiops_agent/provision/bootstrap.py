@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from aiops_agent.aws.clients import AwsClients
+from aiops_agent.intake import routing
 from aiops_agent.settings import Settings
 from aiops_agent.store.tables import ensure_tables
 
@@ -33,36 +34,10 @@ DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 ROLE_PROPAGATION_SECONDS = 60.0
 """A new IAM role can take this long before CodeBuild may assume it."""
 
-EVENT_SOURCES: tuple[str, ...] = (
-    "aws.autoscaling",
-    "aws.cloudwatch",
-    "aws.dynamodb",
-    "aws.ec2",
-    "aws.ecs",
-    "aws.health",
-    "aws.iam",
-    "aws.lambda",
-    "aws.rds",
-    "aws.s3",
-    "aws.ssm",
-)
-DETAIL_TYPES: tuple[str, ...] = (
-    "AWS API Call via CloudTrail",
-    "AWS Health Event",
-    "CloudWatch Alarm Configuration Change",
-    "CloudWatch Alarm State Change",
-    "EC2 Instance Launch Unsuccessful",
-    "EC2 Instance State-change Notification",
-    "EC2 Instance Terminate Unsuccessful",
-    "ECS Container Instance State Change",
-    "ECS Deployment State Change",
-    "ECS Service Action",
-    "ECS Task State Change",
-    "Object Deleted",
-    "Parameter Store Change",
-    "RDS DB Instance Event",
-)
-"""Listed rather than matching every detail type: S3 `Object Created` alone could flood us."""
+EVENT_SOURCES: tuple[str, ...] = routing.event_sources()
+DETAIL_TYPES: tuple[str, ...] = routing.detail_types()
+"""Generated from the registered normalizers (intake/routing.py); S3 `Object Created` and the
+other per-object events are left out (routing.UNROUTED): they could flood the queue."""
 
 CODEBUILD_IMAGE = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
 PLACEHOLDER_BUILDSPEC = """\
@@ -103,7 +78,7 @@ class BootstrapError(RuntimeError):
 
 def event_pattern() -> dict[str, list[str]]:
     """The EventBridge pattern of the events the agent consumes (also for Terraform/docs)."""
-    return {"source": list(EVENT_SOURCES), "detail-type": list(DETAIL_TYPES)}
+    return routing.event_pattern()
 
 
 @dataclass

@@ -13,7 +13,17 @@ its service allows:
   monitored log groups, the Bedrock model, the KMS key that encrypts all of those, and
   `sts:GetCallerIdentity` (the agent's own identity is always a trusted principal);
 - the catalog's (`CATALOG.permissions()`), each placed by `ACTION_SCOPES` on its resource type,
-  in any region (actions follow the event's region) of the agent's account.
+  in any region (actions follow the event's region) of the agent's account;
+- the KMS use that AWS checks only on real resources (`KMS_VIA_SERVICE`): starting an instance
+  whose EBS volumes are encrypted with a customer managed key needs `kms:CreateGrant` (for an AWS
+  resource only) and `kms:Decrypt` on that key, reading or writing a SecureString parameter
+  needs `kms:Decrypt`/`kms:Encrypt`; each only through that service (`kms:ViaService`), on keys
+  of the account, granted when the catalog has an action that needs it.
+
+Bedrock: an inference profile (`us.anthropic...`, `global....`) routes a call to the foundation
+model in any Region of its geography, and IAM checks the foundation model in the Region that
+serves the call; so the foundation model is granted in every Region (`foundation_model_id`, the
+model id without its profile prefix, is computed by Terraform) and the profile in ours.
 
 An action the catalog declares that `ACTION_SCOPES` does not know is granted on `*` (so it works)
 and listed by `unclassified()`; the tests fail until it is classified here.
@@ -45,6 +55,7 @@ TEMPLATE_VARIABLES: Final[tuple[str, ...]] = (
     "codebuild_project",
     "log_group_prefix",
     "model_id",
+    "foundation_model_id",
 )
 """The `${...}` placeholders of the template: the Terraform `templatefile()` variables."""
 
@@ -91,7 +102,7 @@ SCOPES: Final[dict[str, Scope]] = {
         Scope(
             "AnalyzerModel",
             (
-                "arn:${partition}:bedrock:${region}::foundation-model/${model_id}",
+                "arn:${partition}:bedrock:*::foundation-model/${foundation_model_id}",
                 "arn:${partition}:bedrock:${region}:${account_id}:inference-profile/${model_id}",
             ),
         ),
@@ -166,6 +177,66 @@ AGENT_GRANTS: Final[dict[str, tuple[str, ...]]] = {
     ),
 }
 """Scope sid -> the IAM actions the agent itself needs there."""
+
+ACCOUNT_KEYS: Final = "arn:${partition}:kms:*:${account_id}:key/*"
+
+
+@dataclass(frozen=True)
+class KmsUse:
+    """KMS actions a service performs with the caller's permissions on the caller's behalf."""
+
+    sid: str
+    service: str
+    """The `kms:ViaService` service (`ec2`: `ec2.<region>.amazonaws.com`)."""
+    actions: tuple[str, ...]
+    needed_by: frozenset[str]
+    """Granted when the policy grants any of these actions."""
+    for_aws_resource: bool = False
+    """`kms:GrantIsForAWSResource`: the grant may be created only by an AWS service."""
+
+    def statement(self) -> dict[str, Any]:
+        condition: dict[str, Any] = {
+            "StringLike": {"kms:ViaService": f"{self.service}.*.amazonaws.com"}
+        }
+        if self.for_aws_resource:
+            condition["Bool"] = {"kms:GrantIsForAWSResource": "true"}
+        return {
+            "Sid": self.sid,
+            "Effect": "Allow",
+            "Action": sorted(self.actions),
+            "Resource": ACCOUNT_KEYS,
+            "Condition": condition,
+        }
+
+
+_EBS_USERS = frozenset({"ec2:StartInstances", "ec2:CreateSnapshot", "ec2:RebootInstances"})
+_SECURE_STRING_USERS = frozenset(
+    {"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory", "ssm:PutParameter"}
+)
+KMS_VIA_SERVICE: Final[tuple[KmsUse, ...]] = (
+    # EBS encryption with a customer managed key (EBS user guide, "Permissions for users")
+    KmsUse(
+        "EbsVolumeKeysViaEc2",
+        "ec2",
+        (
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+        ),
+        _EBS_USERS,
+    ),
+    KmsUse("EbsVolumeKeyGrantsViaEc2", "ec2", ("kms:CreateGrant",), _EBS_USERS, True),
+    # SecureString parameters with a customer managed key (GetParameter WithDecryption, and
+    # PutParameter of a SecureString when restoring one)
+    KmsUse(
+        "SecureStringKeysViaSsm",
+        "ssm",
+        ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
+        _SECURE_STRING_USERS,
+    ),
+)
 
 ACTION_SCOPES: Final[dict[str, tuple[str, ...]]] = {
     # ec2: instances and security groups; Describe* supports no resource-level permission
@@ -370,6 +441,8 @@ def build_policy(registry: ActionRegistry = CATALOG) -> dict[str, Any]:
         for sid, scope in SCOPES.items()
         if grants.get(sid)
     ]
+    granted = {action for actions in grants.values() for action in actions}
+    statements += [use.statement() for use in KMS_VIA_SERVICE if use.needed_by & granted]
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

@@ -45,6 +45,8 @@ locals {
     codebuild_project     = var.codebuild_project
     log_group_prefix      = var.log_group_prefix
     model_id              = var.model_id
+    # an inference profile id without its geography: the foundation model it routes to
+    foundation_model_id = replace(var.model_id, "/^(us|eu|apac|us-gov|ca|jp|au|global)\\./", "")
   })
 }
 

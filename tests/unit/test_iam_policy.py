@@ -57,7 +57,8 @@ def test_every_catalog_permission_is_classified() -> None:
 def test_grants_exactly_the_catalog_plus_the_agent() -> None:
     granted = iam_policy.granted_actions(_policy())
     own = {action for actions in iam_policy.AGENT_GRANTS.values() for action in actions}
-    assert granted == set(CATALOG.permissions()) | own
+    kms = {action for use in iam_policy.KMS_VIA_SERVICE for action in use.actions}
+    assert granted == set(CATALOG.permissions()) | own | kms
     assert set(CATALOG.permissions()) <= granted
     assert len(CATALOG.permissions()) >= 2
 
@@ -67,7 +68,10 @@ def test_no_wildcard_action_and_no_deny_or_not_action() -> None:
     assert policy["Version"] == "2012-10-17"
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
-        assert set(statement) == {"Sid", "Effect", "Action", "Resource"}
+        keys = {"Sid", "Effect", "Action", "Resource"}
+        if statement["Sid"] in {use.sid for use in iam_policy.KMS_VIA_SERVICE}:
+            keys.add("Condition")
+        assert set(statement) == keys
         for action in statement["Action"]:
             assert "*" not in action and re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+", action), action
     sids = [s["Sid"] for s in policy["Statement"]]
@@ -136,7 +140,52 @@ def test_bedrock_is_invoked_on_the_configured_model_only() -> None:
     (statement,) = _statements_granting("bedrock:InvokeModel")
     assert statement["Action"] == ["bedrock:InvokeModel"]
     for resource in _resources(statement):
-        assert resource.endswith("/${model_id}"), resource
+        assert resource.endswith(("/${model_id}", "/${foundation_model_id}")), resource
+
+
+def test_an_inference_profile_may_route_to_the_model_in_any_region() -> None:
+    """A cross-Region inference profile (`us.anthropic...`) serves a call from the foundation
+    model in any Region of its geography, and IAM checks the foundation model there: granting
+    it in our Region only makes every call the profile routes elsewhere AccessDenied."""
+    (statement,) = _statements_granting("bedrock:InvokeModel")
+    resources = _resources(statement)
+    assert "arn:${partition}:bedrock:*::foundation-model/${foundation_model_id}" in resources
+    assert (
+        "arn:${partition}:bedrock:${region}:${account_id}:inference-profile/${model_id}"
+        in resources
+    )
+    rendered = json.loads(render_task_policy_example(model_id="us.anthropic.claude-3-5-v1:0"))
+    (model,) = [s for s in rendered["Statement"] if s["Sid"] == "AnalyzerModel"]
+    assert "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-v1:0" in model["Resource"]
+
+
+@pytest.mark.parametrize(
+    ("needed_by", "service", "actions"),
+    [
+        ("ec2:StartInstances", "ec2", {"kms:CreateGrant", "kms:Decrypt"}),
+        ("ssm:GetParameter", "ssm", {"kms:Decrypt"}),
+        ("ssm:PutParameter", "ssm", {"kms:Encrypt", "kms:GenerateDataKey"}),
+    ],
+)
+def test_customer_managed_keys_are_usable_through_the_service_only(
+    needed_by: str, service: str, actions: set[str]
+) -> None:
+    """EBS volumes and SecureString parameters encrypted with a customer managed key: the
+    caller needs kms permissions on that key, which moto never checks. Granted on the account's
+    keys, only through that service, CreateGrant only for an AWS resource."""
+    assert needed_by in iam_policy.granted_actions(_policy())
+    via = f"{service}.*.amazonaws.com"
+    for action in actions:
+        statements = [
+            s
+            for s in _statements_granting(action)
+            if s.get("Condition", {}).get("StringLike", {}).get("kms:ViaService") == via
+        ]
+        assert statements, f"{action} via {service} not granted"
+        for statement in statements:
+            assert statement["Resource"] == "arn:${partition}:kms:*:${account_id}:key/*"
+            if action == "kms:CreateGrant":
+                assert statement["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
 
 
 def test_placeholders_are_the_template_variables() -> None:

@@ -289,7 +289,7 @@ def test_terraform_fmt() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def render_task_policy_example() -> str:
+def render_task_policy_example(model_id: str = "anthropic.claude-3-5-sonnet-20240620-v1:0") -> str:
     """task_role_policy.json rendered as Terraform would, with example values."""
     values = {
         "partition": "aws",
@@ -303,7 +303,9 @@ def render_task_policy_example() -> str:
         "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-12345678",
         "codebuild_project": "aiops-recovery",
         "log_group_prefix": "/aws/lambda/",
-        "model_id": "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "model_id": model_id,
+        # iam.tf: replace(var.model_id, "/^(us|eu|apac|us-gov|ca|jp|au|global)\\./", "")
+        "foundation_model_id": re.sub(r"^(us|eu|apac|us-gov|ca|jp|au|global)\.", "", model_id),
     }
     text = (TERRAFORM / "task_role_policy.json").read_text()
     return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
