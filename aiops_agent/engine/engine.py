@@ -274,9 +274,15 @@ class Engine:
     async def _apply_with_retry(self, incident: Incident, signal: Signal) -> tuple[Incident, bool]:
         """decide + save; on a version conflict, reload and decide again on the fresh copy.
 
-        Returns the incident as stored and whether the signal was applied. A signal that the
-        fresh copy no longer accepts (another worker applied the same outcome) is dropped.
+        Returns the incident as stored and whether this worker may carry on driving it. A
+        signal that the fresh copy no longer accepts (another worker applied the same outcome)
+        is dropped. A signal applied to a fresh copy that holds commands this worker did not
+        have (another writer put them there: a reviewer's answer, another worker's decision) is
+        saved, but those commands are not this worker's to run: their writer runs them, or the
+        sweeper once they are due. Running them here as well would run a step twice.
         """
+        ours = incident.pending
+        foreign = False
         for _ in range(SAVE_ATTEMPTS):
             try:
                 new, _ = decide(incident, signal, self._clock.now(), self._policy)
@@ -292,6 +298,7 @@ class Engine:
                 fresh = await self._store.get(incident.incident_id)
                 if fresh is None:
                     return incident, False
+                foreign = foreign or any(command not in ours for command in fresh.pending)
                 incident = fresh
                 continue
             self._observe(incident, saved)
@@ -300,6 +307,9 @@ class Engine:
             if isinstance(signal, RelatedEvent):
                 log.info("event.joined", joined_incident=saved.incident_id)
                 self._metrics.suppressions.labels("dedup").inc()
+            if foreign:
+                log.info("incident.handed_over", pending=[p.get("id") for p in saved.pending])
+                return saved, False
             return saved, True
         log.warning("incident.save_contended", signal=signal.kind, attempts=SAVE_ATTEMPTS)
         return incident, False

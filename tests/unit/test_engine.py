@@ -596,3 +596,48 @@ async def test_a_redelivery_after_a_recurrence_is_its_own_incidents_duplicate() 
     newer = await r.store.get(second.incident_id)
     assert newer is not None and "ev-1" not in newer.related_event_ids
     assert len(await r.store.list_incidents()) == 2
+
+
+async def test_an_approval_landing_mid_drive_is_run_once_by_whoever_claims_it() -> None:
+    """The review is answered while the worker that opened the incident is still sending the
+    'approval needed' notification; a sweep runs while the step executes. The plan runs once.
+
+    Before: the notifying worker, losing its save to the approval, reloaded the incident and
+    went on to run the approved plan itself, while the sweeper (the approval makes the incident
+    due at once) claimed it too: the step ran twice.
+    """
+    r = rig(analyzer=FixedAnalyzer(confidence=0.5))
+    answered: list[str] = []
+
+    class ApprovingNotifier(RecordingNotifier):
+        async def publish(
+            self, subject: str, message: str, attributes: Mapping[str, str] | None = None
+        ) -> None:
+            await super().publish(subject, message, attributes)
+            if "manual review" in subject and not answered:
+                incident_id = (attributes or {})["incident_id"]
+                answered.append(incident_id)
+                await r.engine.answer_review(incident_id, Approved(by="alice"))
+
+    notifier = ApprovingNotifier()
+    r.engine._runner._notifier = notifier
+    sweeps_during_step: list[int] = []
+    real_execute = r.action.execute
+
+    async def execute_with_a_sweep(params: Mapping[str, Any], token: str) -> StepOutcome:
+        outcome = await real_execute(params, token)
+        if len(sweeps_during_step) < 3:  # the daemon's sweeper, running meanwhile
+            sweeps_during_step.append(await r.sweeper.sweep_once())
+        return outcome
+
+    r.action.execute = execute_with_a_sweep  # type: ignore[method-assign]
+    opened = await r.engine.handle_event(ev())
+    assert answered and opened is not None
+    assert r.action.executed == []  # the approval is not the notifying worker's to run
+    assert opened.workflow_state is S.PLANNING
+    await r.sweeper.sweep_once()
+    r.clock.advance(11)
+    await r.sweeper.sweep_once()
+    done = await r.store.get(answered[0])
+    assert done is not None and done.workflow_state is S.COMPLETED
+    assert len(r.action.executed) == 1
