@@ -21,6 +21,7 @@ from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
 from aiops_agent.analysis.factory import build_analyzer, build_bedrock_clients, build_rules
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.aws.identity import own_principals
+from aiops_agent.console.web import build_console
 from aiops_agent.domain.ports import (
     ActionCatalog,
     Analyzer,
@@ -188,8 +189,9 @@ async def run_daemon(
                 bedrock_clients=bedrock_clients,
                 own_principals=await own_principals(clients),
             )
+            console = build_console(settings, parts.store, parts.engine.answer_review, metrics)
             http = await start_http_server(
-                parts.health, metrics, settings.http_host, settings.http_port
+                parts.health, metrics, settings.http_host, settings.http_port, console
             )
             stack.push_async_callback(http.close)
             facts = await SqsConsumer.queue_facts(clients, settings.queue_url)

@@ -6,7 +6,7 @@ import os
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aiops_agent.domain.machine import Policy
@@ -16,6 +16,10 @@ from aiops_agent.engine.runner import RunnerConfig
 
 class SettingsError(Exception):
     """A setting has a bad value; the message is one line naming the variable."""
+
+
+MIN_CONSOLE_TOKEN = 16
+"""A console token shorter than this is refused at start: it guards approvals of recoveries."""
 
 
 def _split_csv(value: object) -> object:
@@ -48,6 +52,10 @@ class Settings(BaseSettings):
     mode: Literal["active", "shadow"] = "active"
     http_port: int = Field(default=8080, ge=0, le=65535)
     trusted_principals: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    console_auth: Literal["off", "token", "alb-oidc"] = "off"
+    console_token: SecretStr | None = None
+    console_alb_arn: str | None = None
+    console_url: str | None = None
 
     # Added beyond CONTRACT.md (add, don't rename):
     http_host: str = "127.0.0.1"
@@ -79,6 +87,11 @@ class Settings(BaseSettings):
     Store Change) waits, counted from the change, for its CloudTrail record before the agent
     acts: a trusted principal's call closes the incident (a deploy is not undone), anyone
     else's lets it go on. 0 acts at once."""
+    console_alb_keys_url: str | None = None
+    """Where `alb-oidc` fetches the ALB's public keys (`{url}/{kid}`); unset: the region's
+    `https://public-keys.auth.elb.{region}.amazonaws.com`. For tests and partitions."""
+    console_session_hours: float = Field(default=12, gt=0, le=168)
+    """How long a console sign-in lasts (token auth)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -92,6 +105,43 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("console_auth", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def check_console(self) -> None:
+        """The console's settings that depend on each other; SettingsError naming the variable."""
+        if self.console_auth == "token":
+            token = self.console_token.get_secret_value() if self.console_token else ""
+            if not token:
+                raise SettingsError(
+                    "invalid setting AIOPS_CONSOLE_TOKEN: required with AIOPS_CONSOLE_AUTH=token"
+                )
+            if len(token) < MIN_CONSOLE_TOKEN:
+                raise SettingsError(
+                    f"invalid setting AIOPS_CONSOLE_TOKEN: at least {MIN_CONSOLE_TOKEN} "
+                    "characters (use a random secret, e.g. `openssl rand -hex 32`)"
+                )
+        if self.console_auth == "alb-oidc":
+            arn = self.console_alb_arn or ""
+            if not arn:
+                raise SettingsError(
+                    "invalid setting AIOPS_CONSOLE_ALB_ARN: "
+                    "required with AIOPS_CONSOLE_AUTH=alb-oidc"
+                )
+            if not arn.startswith("arn:") or ":loadbalancer/app/" not in arn:
+                raise SettingsError(
+                    "invalid setting AIOPS_CONSOLE_ALB_ARN: not an Application Load Balancer ARN "
+                    f"(got {arn!r})"
+                )
+        if self.console_url is not None and not self.console_url.startswith(
+            ("https://", "http://")
+        ):
+            raise SettingsError(
+                f"invalid setting AIOPS_CONSOLE_URL: not an http(s) URL (got {self.console_url!r})"
+            )
+
     def policy(self) -> Policy:
         return Policy(
             confidence_threshold=self.confidence_threshold,
@@ -104,7 +154,9 @@ class Settings(BaseSettings):
     def runner_config(self) -> RunnerConfig:
         lease = self.step_lease_seconds
         return RunnerConfig(
-            command_timeout=min(45.0, lease * 0.9), execute_timeout=min(80.0, lease * 0.9)
+            command_timeout=min(45.0, lease * 0.9),
+            execute_timeout=min(80.0, lease * 0.9),
+            console_url=self.console_url,
         )
 
     def planner_config(self) -> PlannerConfig:
@@ -131,10 +183,12 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; a bad value raises `SettingsError` with one line naming the variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
         name = _env_name(tuple(err.get("loc", ())))
         raw = err.get("input")
         shown = f" (got {raw!r})" if isinstance(raw, str | int | float) else ""
         raise SettingsError(f"invalid setting {name}: {err['msg']}{shown}") from None
+    settings.check_console()
+    return settings

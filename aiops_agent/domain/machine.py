@@ -295,12 +295,13 @@ def _on_suppressed(inc: Incident, sig: Suppressed, now: datetime, _: Policy) -> 
 
 
 def _on_approved(inc: Incident, sig: Approved, now: datetime, _: Policy) -> Result:
+    why = f": {sig.reason}" if sig.reason else ""
     if not inc.plan:
-        return _close(inc, now, S.NOTIFIED, f"approved by {sig.by}; nothing to run")
+        return _close(inc, now, S.NOTIFIED, f"approved by {sig.by}{why}; nothing to run")
     planning = _note(
         inc,
         now,
-        f"approved by {sig.by}",
+        f"approved by {sig.by}{why}",
         workflow_state=S.PLANNING,
         approved_by=sig.by,
         next_check_at=None,

@@ -84,6 +84,7 @@ class Escalated(_Msg):
 class Approved(_Msg):
     kind: Literal["approved"] = "approved"
     by: str
+    reason: str = ""
 
 
 class Rejected(_Msg):

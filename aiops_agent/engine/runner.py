@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 
@@ -41,6 +42,8 @@ class RunnerConfig:
     execute_timeout: float = 80.0
     """A recovery step may wait for the resource (a stop before a start): longer, but always
     shorter than the step lease, so that no other worker resumes a step that is still running."""
+    console_url: str | None = None
+    """`AIOPS_CONSOLE_URL`: notifications link to the incident's console page when set."""
 
 
 class CommandRunner:
@@ -124,7 +127,7 @@ class CommandRunner:
             "resource_type": incident.resource_type,
             "classification": str(incident.classification or "UNKNOWN"),
         }
-        message = render_message(incident, command.message)
+        message = render_message(incident, command.message, console_url=self._config.console_url)
         await self._notifier.publish(command.subject, message, attributes)
         return Notified(command_id=command.id)
 
@@ -147,15 +150,26 @@ def combine_checks(
     return "PARTIAL", detail, checks
 
 
-def render_message(incident: Incident, summary: str) -> str:
-    lines = [
-        summary,
-        "",
+def incident_link(console_url: str, incident_id: str) -> str:
+    """The incident's page in the console whose public base URL is `console_url`."""
+    base = console_url.rstrip("/")
+    if not base.endswith("/console"):
+        base += "/console"
+    return f"{base}/incidents/{quote(incident_id, safe='')}"
+
+
+def render_message(incident: Incident, summary: str, *, console_url: str | None = None) -> str:
+    lines = [summary, ""]
+    if console_url:
+        lines.append(f"console: {incident_link(console_url, incident.incident_id)}")
+    lines += [
         f"incident: {incident.incident_id}",
         f"resource: {incident.resource_type} {incident.resource_id} ({incident.region})",
         f"classification: {incident.classification} confidence: {incident.confidence}",
         f"state: {incident.workflow_state.value}",
-        "timeline:",
     ]
+    if incident.approved_by:
+        lines.append(f"approved by: {incident.approved_by}")
+    lines += ["timeline:"]
     lines += [f"  {e.at.isoformat()} {e.state.value:<18} {e.detail}" for e in incident.timeline]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The operator's HTTP endpoints: `/healthz` (liveness), `/readyz` (readiness), `/metrics`."""
+"""The operator's HTTP endpoints: `/healthz` (liveness), `/readyz` (readiness), `/metrics`, and
+the console under `/console/` when one is given (see `aiops_agent.console`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ SHUTDOWN_TIMEOUT_S = 5.0
 """How long `close()` lets in-flight requests finish: well inside ECS's 30 s stop timeout."""
 
 
-def build_app(health: Health, metrics: Metrics) -> web.Application:
+CONSOLE_PREFIX = "/console"
+
+
+def build_app(
+    health: Health, metrics: Metrics, console: web.Application | None = None
+) -> web.Application:
     """The aiohttp application; exposed for tests that drive it without a socket."""
 
     async def healthz(_: web.Request) -> web.Response:
@@ -43,6 +49,13 @@ def build_app(health: Health, metrics: Metrics) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
+    if console is not None:
+
+        async def console_root(_: web.Request) -> web.Response:
+            raise web.HTTPMovedPermanently(f"{CONSOLE_PREFIX}/")
+
+        app.router.add_get(CONSOLE_PREFIX, console_root)
+        app.add_subapp(CONSOLE_PREFIX, console)
     return app
 
 
@@ -73,10 +86,16 @@ class HttpServer:
         log.info("http.stopped", host=self.host, port=self.port)
 
 
-async def start_http_server(health: Health, metrics: Metrics, host: str, port: int) -> HttpServer:
+async def start_http_server(
+    health: Health,
+    metrics: Metrics,
+    host: str,
+    port: int,
+    console: web.Application | None = None,
+) -> HttpServer:
     """Serve the endpoints on `host:port` (port 0: an ephemeral port, see `HttpServer.port`)."""
     runner = web.AppRunner(
-        build_app(health, metrics),
+        build_app(health, metrics, console),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,

@@ -49,6 +49,10 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
 TERMINAL_OUTCOMES: frozenset[str] = frozenset(str(state) for state in TERMINAL_STATES)
 """Terminal workflow states, the values of the `outcome` label of `aiops_incidents_total`."""
 
+CONSOLE_REFUSALS: frozenset[str] = frozenset({"auth", "csrf", "signin", "other"})
+CONSOLE_ANSWERS: frozenset[str] = frozenset({"approve", "reject", "other"})
+CONSOLE_OUTCOMES: frozenset[str] = frozenset({"applied", "conflict", "not_waiting", "other"})
+
 DEAD_LETTER_REASONS: frozenset[str] = frozenset(
     {
         # The reasons of aiops_agent.intake.envelope.InvalidEvent, and two of the consumer's own.
@@ -373,6 +377,22 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
         )
+        self.console_auth_refusals = Counter(
+            "console_auth_refusals",
+            "Console requests refused: no or bad credentials (auth, signin), "
+            "or no valid CSRF token (csrf).",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.console_reviews = Counter(
+            "console_reviews",
+            "Answers to manual reviews sent from the console, by answer and outcome "
+            "(applied, or refused because another answer came first or none was awaited).",
+            ["answer", "outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
 
         self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
         # Series that alert rules take increase() of exist from the start at 0, so the first
@@ -427,6 +447,14 @@ class Metrics:
         """One message sent to the DLQ: counts both the reason and the message outcome."""
         self.dead_lettered.labels(reason=bounded(reason, DEAD_LETTER_REASONS)).inc()
         self.messages.labels(outcome="dead_lettered").inc()
+
+    def console_refused(self, reason: str) -> None:
+        self.console_auth_refusals.labels(reason=bounded(reason, CONSOLE_REFUSALS)).inc()
+
+    def console_review(self, answer: str, outcome: str) -> None:
+        self.console_reviews.labels(
+            answer=bounded(answer, CONSOLE_ANSWERS), outcome=bounded(outcome, CONSOLE_OUTCOMES)
+        ).inc()
 
     def message_handled(self, outcome: str) -> None:
         """`deleted` or `released` (for a dead-lettered one, use `message_dead_lettered`)."""
