@@ -21,11 +21,11 @@ ORDER: tuple[str, ...] = (
     "pipeline",
     "memory",
     "latency",
+    "logscan_cost",
     "cost",
     "recovery",
     "logmining",
     "detect",
-    "logscan_cost",
 )
 OPTIONAL = frozenset({"logmining", "detect", "logscan_cost"})
 

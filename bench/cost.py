@@ -305,7 +305,25 @@ def bedrock_option(
     }
 
 
-def model(calls: Mapping[str, Any], volume: Mapping[str, float] = VOLUME) -> dict[str, Any]:
+def with_measured_scan(
+    volume: Mapping[str, float], logscan: Mapping[str, Any] | None
+) -> tuple[dict[str, float], str]:
+    """The volume with the scan factors the log analyzer really showed (logscan_cost.json:
+    bytes scanned over bytes ingested, ours and the seed's schedule), where there is one."""
+    v = dict(volume)
+    if not logscan or "scan_factor" not in logscan.get("ours", {}):
+        return v, "assumed (no bench/results/logscan_cost.json)"
+    v["log_scan_overlap"] = round(float(logscan["ours"]["scan_factor"]) - 1, 4)
+    v["seed_log_rescan_factor"] = float(logscan["seed"]["scan_factor"])
+    return v, "measured: bench/results/logscan_cost.json (the analyzer over a simulated day)"
+
+
+def model(
+    calls: Mapping[str, Any],
+    volume: Mapping[str, float] = VOLUME,
+    logscan: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    volume, scan_source = with_measured_scan(volume, logscan)
     tokens = model_input_tokens()
     scenarios: dict[str, Any] = {}
     for scale in SCALES:
@@ -322,9 +340,8 @@ def model(calls: Mapping[str, Any], volume: Mapping[str, float] = VOLUME) -> dic
             ),
             "with_bedrock_analyzer": bedrock_option(v, PRICES, scale, tokens),
         }
-    logscan = read_result("logscan_cost")
     return {
-        "log_scan_measured": logscan,
+        "log_scan_factors": scan_source,
         "prices": PRICES,
         "price_notes": PRICE_NOTES,
         "volume": dict(volume),
@@ -340,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     calls = read_result("calls")
     if calls is None:
         raise SystemExit("bench cost: bench/results/calls.json is missing: python -m bench calls")
-    result = model(calls)
+    result = model(calls, logscan=read_result("logscan_cost"))
     path = write_result("cost", result)
     for name, scenario in result["scenarios"].items():
         print(f"cost {name}: ${scenario['total_dollars_per_month']}/month")

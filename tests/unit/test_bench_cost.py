@@ -16,6 +16,7 @@ from bench.cost import (
     model,
     monthly_lines,
     outcome_mix,
+    with_measured_scan,
     write_units,
 )
 from bench.floor import expected_work, floor_writes, kind_of
@@ -139,3 +140,15 @@ def test_floor_tells_outcomes_from_bodies() -> None:
         "recovered",
         "review",
     ]
+
+
+def test_the_log_scan_factors_come_from_the_analyzers_run_when_there_is_one() -> None:
+    logscan = {"ours": {"scan_factor": 1.083}, "seed": {"scan_factor": 12.0}}
+    v, source = with_measured_scan(VOLUME, logscan)
+    assert v["log_scan_overlap"] == pytest.approx(0.083)
+    assert v["seed_log_rescan_factor"] == 12.0
+    assert source.startswith("measured")
+    assert with_measured_scan(VOLUME, None)[1].startswith("assumed")
+    one = model(CALLS, logscan=logscan)["scenarios"]["1x"]
+    scanned = {x["item"]: x for x in one["lines"]}["Logs Insights scanned"]
+    assert scanned["quantity_per_month"] == pytest.approx(10 * 1.083 * 30.4)
