@@ -6,6 +6,13 @@ an IPv4 one against `IpRanges`. A rule that is already gone, or a group that no 
 is a no-op that reports success: the exposure is closed either way. Without ports in the params
 (CloudTrail always records them for TCP and UDP), every port range of that protocol open to the
 CIDR is revoked, each one exactly as the group holds it.
+
+An all-traffic rule (`IpProtocol -1`) has no ports: DescribeSecurityGroups omits FromPort/ToPort
+for it, while CloudTrail records whatever the caller sent (`-1/-1`, `0/0`, or nothing), so its
+ports are ignored. The read before the revoke is not trusted to be fresh (EC2 is eventually
+consistent): when it shows no such rule, the rule as reported is revoked anyway, and only AWS's
+answer (`InvalidPermission.NotFound`, or the rule listed in `UnknownIpPermissions`) makes it a
+no-op. A revoke AWS answers with the rule unknown is not reported as done.
 """
 
 from __future__ import annotations
@@ -76,12 +83,13 @@ def matching_rules(
     """The group's rules (one CIDR each, in IpPermissions form) that `rule` names. Pure."""
     ranges_key, cidr_key = ("Ipv6Ranges", "CidrIpv6") if rule.ipv6 else ("IpRanges", "CidrIp")
     found: list[dict[str, Any]] = []
+    any_port = rule.ip_protocol == "-1"  # all traffic: AWS reports no ports, CloudTrail any
     for perm in permissions:
         if normalize_protocol(perm.get("IpProtocol", "")) != rule.ip_protocol:
             continue
-        if rule.from_port is not None and perm.get("FromPort") != rule.from_port:
+        if not any_port and rule.from_port is not None and perm.get("FromPort") != rule.from_port:
             continue
-        if rule.to_port is not None and perm.get("ToPort") != rule.to_port:
+        if not any_port and rule.to_port is not None and perm.get("ToPort") != rule.to_port:
             continue
         for entry in perm.get(ranges_key, []):
             cidr = str(entry.get(cidr_key, ""))
@@ -101,7 +109,21 @@ def matching_rules(
     return found
 
 
+def as_reported(rule: RevokeIngressParams) -> dict[str, Any] | None:
+    """The rule in IpPermissions form, as the event named it; None when that is not one exact
+    rule (TCP or UDP without ports). Pure."""
+    ranges_key, cidr_key = ("Ipv6Ranges", "CidrIpv6") if rule.ipv6 else ("IpRanges", "CidrIp")
+    exact: dict[str, Any] = {"IpProtocol": rule.ip_protocol, ranges_key: [{cidr_key: rule.cidr}]}
+    if rule.ip_protocol == "-1":
+        return exact
+    if rule.from_port is None or rule.to_port is None:
+        return None if rule.ip_protocol in ("tcp", "udp") else exact
+    return {**exact, "FromPort": rule.from_port, "ToPort": rule.to_port}
+
+
 def describe_rule(rule: RevokeIngressParams) -> str:
+    if rule.ip_protocol == "-1":
+        return f"all traffic from {rule.cidr}"
     ports = ""
     if rule.from_port is not None or rule.to_port is not None:
         ports = f" {rule.from_port}-{rule.to_port}"
@@ -150,20 +172,39 @@ class RevokeIngress(BaseAction[RevokeIngressParams]):
         if found is None:
             result["group_exists"] = False
             return StepOutcome(True, f"group {p.group_id} does not exist; nothing to do", result)
+        blind = False
         if not found:
-            return StepOutcome(True, f"{p.group_id} has no ingress {rule}; nothing to do", result)
+            # The read may be stale (a rule opened a moment ago): revoke the rule as reported
+            # and let AWS say whether it exists.
+            reported = as_reported(p)
+            if reported is None:
+                return StepOutcome(
+                    True, f"{p.group_id} has no ingress {rule}; nothing to do", result
+                )
+            found, blind = [reported], True
         try:
             resp = await ec2.revoke_security_group_ingress(GroupId=p.group_id, IpPermissions=found)
         except ClientError as exc:
             code = error_code(exc)
-            if code == "InvalidPermission.NotFound":  # revoked by someone else meanwhile
-                return StepOutcome(True, f"{p.group_id} ingress {rule} already revoked", result)
+            if code == "InvalidPermission.NotFound":  # not there (or revoked meanwhile)
+                detail = "no ingress" if blind else "ingress"
+                suffix = "; nothing to do" if blind else " already revoked"
+                return StepOutcome(True, f"{p.group_id} {detail} {rule}{suffix}", result)
             if code in _GROUP_GONE:
                 return StepOutcome(True, f"group {p.group_id} no longer exists", result)
             raise
         unknown = resp.get("UnknownIpPermissions") or []
         result["revoked"] = len(found) - len(unknown)
-        log.info("ec2.ingress_revoked", group_id=p.group_id, rules=result["revoked"])
+        if unknown and blind:
+            return StepOutcome(True, f"{p.group_id} has no ingress {rule}; nothing to do", result)
+        if unknown or resp.get("Return") is False:
+            # AWS did not remove what the group was read to hold: not done.
+            return StepOutcome(
+                False,
+                f"revoke of ingress {rule} on {p.group_id} left {len(unknown)} rule(s)",
+                result,
+            )
+        log.info("ec2.ingress_revoked", group_id=p.group_id, rules=result["revoked"], blind=blind)
         return StepOutcome(True, f"revoked ingress {rule} on {p.group_id}", result)
 
     async def verify(self, params: Mapping[str, Any], result: Mapping[str, Any]) -> CheckOutcome:

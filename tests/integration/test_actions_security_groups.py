@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
 from aiops_agent.aws.clients import AwsClients
+from tests.aws_proxy import AwsProxy
 
 
 def _action(aws: AwsClients) -> Any:
@@ -127,3 +130,86 @@ async def test_dry_run_names_rule_and_group(aws: AwsClients) -> None:
         text
         == "would revoke ingress tcp 22-22 from 0.0.0.0/0 on security group sg-0123456789abcdef0"
     )
+
+
+async def _all_traffic_group(ec2: Any, unique: str) -> str:
+    """A group with all traffic (IpProtocol -1) open to the world, and HTTPS open as well."""
+    gid = str(
+        (await ec2.create_security_group(GroupName=f"all-{unique}", Description="t"))["GroupId"]
+    )
+    await ec2.authorize_security_group_ingress(
+        GroupId=gid,
+        IpPermissions=[
+            {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            },
+        ],
+    )
+    return gid
+
+
+@pytest.mark.parametrize(
+    "ports", [(-1, -1), (0, 0), (None, None)], ids=["minus-one", "zero", "none"]
+)
+async def test_all_traffic_rule_is_revoked_whatever_ports_cloudtrail_recorded(
+    aws: AwsClients, unique: str, ports: tuple[int | None, int | None]
+) -> None:
+    """CloudTrail records the ports the caller sent (-1/-1, 0/0); DescribeSecurityGroups has
+    none for protocol -1. Each form must close the rule, and verify must see it closed."""
+    ec2 = await aws.client("ec2")
+    gid = await _all_traffic_group(ec2, unique)
+    action = _action(aws)
+    params = {"group_id": gid, "cidr": "0.0.0.0/0", "ip_protocol": "-1"}
+    params |= {k: v for k, v in zip(("from_port", "to_port"), ports, strict=True) if v is not None}
+    assert (await action.verify(params, {})).status == "FAILED"  # open: verify sees it
+
+    outcome = await action.execute(params, "tok")
+
+    assert outcome.ok and outcome.result["revoked"] == 1, outcome.detail
+    assert "nothing to do" not in outcome.detail
+    assert await _rules(aws, gid) == {("tcp", 443, 443, "0.0.0.0/0")}
+    assert (await action.verify(params, outcome.result)).status == "PASSED"
+
+
+async def test_a_stale_read_does_not_make_an_open_rule_nothing_to_do(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    """EC2 reads are eventually consistent: right after the rule is opened, DescribeSecurityGroups
+    may not show it yet. Execute revokes the reported rule anyway instead of trusting the read."""
+    async with (
+        AwsProxy(moto_endpoint) as proxy,
+        AwsClients(endpoint_url=proxy.url, max_attempts=1) as through,
+    ):
+        ec2 = await through.client("ec2")
+        gid = str(
+            (await ec2.create_security_group(GroupName=f"st-{unique}", Description="t"))["GroupId"]
+        )
+        action = _action(through)
+        params = {"group_id": gid, "cidr": "0.0.0.0/0", "ip_protocol": "tcp"}
+        params |= {"from_port": 22, "to_port": 22}
+        stale = proxy.stale_reads(
+            "DescribeSecurityGroups", after="AuthorizeSecurityGroupIngress", reads=1
+        )
+        await action.verify(params, {})  # the group as it was (remembered): no rule
+        await ec2.authorize_security_group_ingress(
+            GroupId=gid,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                }
+            ],
+        )
+
+        outcome = await action.execute(params, "tok")
+
+        assert stale.served == 1  # execute's read was stale
+        assert outcome.ok and outcome.result["revoked"] == 1, outcome.detail
+        assert await _rules(aws, gid) == set()
+        assert (await action.verify(params, outcome.result)).status == "PASSED"

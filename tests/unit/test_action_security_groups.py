@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from aiops_agent.actions.security_groups import (
     RevokeIngressParams,
+    as_reported,
     interpret_rules,
     matching_rules,
     normalize_protocol,
@@ -94,6 +95,37 @@ def test_match_all_protocols_rule_has_no_ports() -> None:
     assert matching_rules(GROUP, _rule(ip_protocol="-1")) == [
         {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
     ]
+
+
+@pytest.mark.parametrize("ports", [(-1, -1), (0, 0), (0, 65535)])
+def test_match_all_traffic_ignores_the_ports_cloudtrail_recorded(ports: tuple[int, int]) -> None:
+    rule = _rule(ip_protocol="-1", from_port=ports[0], to_port=ports[1])
+    assert matching_rules(GROUP, rule) == [
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        (
+            {"ip_protocol": "-1", "from_port": -1, "to_port": -1},
+            {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+        ),
+        (
+            {"from_port": 22, "to_port": 22, "cidr": "::/0"},
+            {
+                "IpProtocol": "tcp",
+                "Ipv6Ranges": [{"CidrIpv6": "::/0"}],
+                "FromPort": 22,
+                "ToPort": 22,
+            },
+        ),
+        ({}, None),  # tcp without ports is not one exact rule
+    ],
+)
+def test_as_reported(kw: dict[str, Any], expected: dict[str, Any] | None) -> None:
+    assert as_reported(_rule(**kw)) == expected
 
 
 @pytest.mark.parametrize(
