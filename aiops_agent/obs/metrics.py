@@ -70,6 +70,10 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset(
 """Why a message went to the dead-letter queue. Pre-initialised so `increase()` sees the first."""
 
 MESSAGE_OUTCOMES: frozenset[str] = frozenset({"deleted", "released", "dead_lettered", "retried"})
+SQS_OPERATIONS: frozenset[str] = frozenset(
+    {"receive", "delete", "dead_letter", "change_visibility", "release", "process"}
+)
+"""What the consumer does around a handler; a failure of any of them is counted and survived."""
 
 RECOVERY_BUCKETS: tuple[float, ...] = (
     1.0,
@@ -230,6 +234,14 @@ class Metrics:
             "sqs_messages",
             "Queue messages handled, by outcome (deleted, released, dead_lettered).",
             ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.sqs_failures = Counter(
+            "sqs_operation_failures",
+            "Queue operations around the handler that failed and were survived (receive, delete,"
+            " dead_letter, change_visibility, release, process).",
+            ["operation"],
             namespace=NAMESPACE,
             registry=reg,
         )
@@ -404,6 +416,8 @@ class Metrics:
             self.dead_lettered.labels(reason=reason)
         for outcome in sorted(MESSAGE_OUTCOMES):
             self.messages.labels(outcome=outcome)
+        for operation in sorted(SQS_OPERATIONS):
+            self.sqs_failures.labels(operation=operation)
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -459,3 +473,7 @@ class Metrics:
     def message_handled(self, outcome: str) -> None:
         """`deleted` or `released` (for a dead-lettered one, use `message_dead_lettered`)."""
         self.messages.labels(outcome=bounded(outcome, MESSAGE_OUTCOMES)).inc()
+
+    def sqs_failure(self, operation: str) -> None:
+        """A queue operation around the handler failed (logged by the caller) and was survived."""
+        self.sqs_failures.labels(operation=bounded(operation, SQS_OPERATIONS)).inc()

@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[str], Awaitable[None]]
 DELETE_LINGER_S = 0.2
 """How long a handled message may wait for others to share its DeleteMessageBatch."""
+CALL_TIMEOUT_S = 10.0
+"""A bound on each queue call around the handler (DLQ send, delete, visibility)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,10 @@ class SqsConsumer:
             response = receive.result()
         except Exception as exc:
             log.warning("sqs.receive_failed", error=repr(exc))
-            await asyncio.sleep(1.0)
+            self._metrics.sqs_failure("receive")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
             return []
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
@@ -177,6 +182,10 @@ class SqsConsumer:
         async def process(message: dict[str, Any]) -> bool:
             try:
                 return await self._process(sqs, message)
+            except Exception:  # around the handler (metrics, a queue call): survived
+                log.exception("sqs.process_failed", message_id=message.get("MessageId"))
+                self._metrics.sqs_failure("process")
+                return False  # not deleted: it comes back after its visibility timeout
             finally:
                 unfinished.pop(message["ReceiptHandle"], None)
 
@@ -218,6 +227,7 @@ class SqsConsumer:
                 log.info("sqs.visibility_extended", count=len(entries), seconds=self._visibility)
             except Exception as exc:
                 log.warning("sqs.visibility_extend_failed", error=repr(exc))
+                self._metrics.sqs_failure("change_visibility")
 
     async def _process(self, sqs: Any, message: dict[str, Any]) -> bool:
         """True when the message's effect is stored and it may be deleted."""
@@ -238,7 +248,12 @@ class SqsConsumer:
                 error=str(exc),
             )
             self._metrics.events_rejected.labels(reason=reason).inc()
-            return await self._dead_letter(sqs, message, reason, str(exc))
+            if await self._dead_letter(sqs, message, reason, str(exc)):
+                return True
+            # Not forwarded (no DLQ, or it failed): leave it; after maxReceiveCount receives the
+            # queue's own redrive policy moves it to the dead-letter queue.
+            await self._retry_later(sqs, message, int(attributes.get("ApproximateReceiveCount", 1)))
+            return False
         except Exception:
             receives = int(attributes.get("ApproximateReceiveCount", 1))
             log.exception(
@@ -262,25 +277,39 @@ class SqsConsumer:
                 )
         except Exception as exc:  # it comes back after the visibility timeout instead
             log.warning("sqs.backoff_failed", error=repr(exc))
+            self._metrics.sqs_failure("change_visibility")
 
     async def _dead_letter(
         self, sqs: Any, message: dict[str, Any], reason: str, error: str
     ) -> bool:
+        """Forward a poison message to the DLQ; False if it was not (no DLQ, or the send failed:
+        KMS throttling, AccessDenied, a network error), and the message stays where it is."""
         if self._dlq_url is None:
             # No dead-letter queue to forward to: the redrive policy (if any) takes it.
             return False
-        await sqs.send_message(
-            QueueUrl=self._dlq_url,
-            MessageBody=message.get("Body", "") or "<empty>",
-            MessageAttributes={
-                "aiops-reject-reason": {"DataType": "String", "StringValue": reason},
-                "aiops-error": {"DataType": "String", "StringValue": error[:1000] or reason},
-                "aiops-source-message-id": {
-                    "DataType": "String",
-                    "StringValue": str(message.get("MessageId", "")),
-                },
-            },
-        )
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                await sqs.send_message(
+                    QueueUrl=self._dlq_url,
+                    MessageBody=message.get("Body", "") or "<empty>",
+                    MessageAttributes={
+                        "aiops-reject-reason": {"DataType": "String", "StringValue": reason},
+                        "aiops-error": {
+                            "DataType": "String",
+                            "StringValue": error[:1000] or reason,
+                        },
+                        "aiops-source-message-id": {
+                            "DataType": "String",
+                            "StringValue": str(message.get("MessageId", "")),
+                        },
+                    },
+                )
+        except Exception as exc:
+            log.warning(
+                "sqs.dead_letter_failed", message_id=message.get("MessageId"), error=repr(exc)
+            )
+            self._metrics.sqs_failure("dead_letter")
+            return False
         self._metrics.message_dead_lettered(reason)
         return True
 
@@ -308,14 +337,17 @@ class SqsConsumer:
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
         ]
         try:
-            response = await sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                response = await sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
         except Exception as exc:
             # Not deleted means redelivered: the handlers are idempotent, so this is safe.
             log.warning("sqs.delete_failed", error=repr(exc), count=len(entries))
+            self._metrics.sqs_failure("delete")
             return
         failed = response.get("Failed", [])
         for failure in failed:
             log.warning("sqs.delete_entry_failed", code=failure.get("Code"))
+            self._metrics.sqs_failure("delete")
         for _ in range(len(entries) - len(failed)):
             self._metrics.message_handled("deleted")
 
@@ -337,3 +369,4 @@ class SqsConsumer:
             log.info("sqs.released", count=len(entries))
         except Exception as exc:
             log.warning("sqs.release_failed", error=repr(exc))
+            self._metrics.sqs_failure("release")
