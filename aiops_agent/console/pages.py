@@ -55,7 +55,16 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
 
 
+def _headline(incident: Incident) -> str:
+    """The incident's latest news: its last timeline entry other than a notification's."""
+    for entry in reversed(incident.timeline):
+        if not entry.detail.startswith(("notification sent", "notification failed")):
+            return entry.detail
+    return ""
+
+
 _ENV.filters["when"] = _when
+_ENV.filters["headline"] = _headline
 _STYLESHEET = resources.files("aiops_agent.console").joinpath("static/console.css").read_bytes()
 
 
