@@ -12,8 +12,9 @@ the policy, most certain first:
 4. EC2 Auto Scaling launching and terminating instances is capacity management;
 5. the rule registered for the call (resource type, call name) or the event's detail-type
    (rules_ec2, rules_services, rules_events);
-6. otherwise: a destructive call -> FAILURE, notify only; a policy change -> TAMPERING, notify
-   only; any other change -> NORMAL.
+6. otherwise: a change of a policy, a permission or a credential -> TAMPERING, notify only; a destructive call
+   -> FAILURE, notify only; any other change -> NORMAL; an AWS event of a kind with no rule ->
+   what it says of itself (rules_findings.generic): notified or recorded, never a plan.
 
 An archive replay keeps its classification but never clears the confidence bar on its own. An
 event whose resource could not be named never carries a plan. Principal names and user agents
@@ -29,7 +30,14 @@ from fnmatch import fnmatchcase
 
 import structlog
 
-from aiops_agent.analysis import rules_ec2, rules_events, rules_services
+from aiops_agent.analysis import (
+    rules_aws,
+    rules_ec2,
+    rules_events,
+    rules_findings,
+    rules_rds,
+    rules_services,
+)
 from aiops_agent.analysis.rules_base import (
     CALL_RULES,
     DESTRUCTIVE_VERBS,
@@ -43,10 +51,11 @@ from aiops_agent.analysis.rules_base import (
 from aiops_agent.aws.clients import USER_AGENT_MARKER
 from aiops_agent.domain.models import Analysis, NormalizedEvent
 from aiops_agent.intake.envelope import CLOUDTRAIL_DETAIL_TYPE, clip
+from aiops_agent.intake.generic import GENERIC
 
 log = structlog.get_logger(__name__)
 
-_RULE_MODULES = (rules_ec2, rules_events, rules_services)
+_RULE_MODULES = (rules_aws, rules_ec2, rules_events, rules_findings, rules_rds, rules_services)
 """Imported for their registrations."""
 
 AUTOSCALING_SERVICE = "autoscaling.amazonaws.com"
@@ -58,7 +67,19 @@ _ASSUMED_ROLE = re.compile(r"^arn:(aws[\w-]*):sts::(\d*):assumed-role/([^/]+)/(.
 _ROLE_NAME = re.compile(r"^arn:aws[\w-]*:iam::\d*:role/(?:[^/]+/)*([^/]+)$")
 REPLAY_CONFIDENCE_CAP = 0.5
 _DENIED = re.compile(r"(AccessDenied|Unauthorized|Forbidden|NotAuthorized)", re.IGNORECASE)
-_POLICY_WORDS = ("Policy", "Permission", "Acl", "PublicAccess")
+_POLICY_WORDS = (
+    "Policy",
+    "Permission",
+    "Acl",
+    "PublicAccess",
+    "AccessKey",
+    "LoginProfile",
+    "MFADevice",
+    "SSHPublicKey",
+    "ServiceSpecificCredential",
+    "SigningCertificate",
+)
+"""Words of calls that change who may do what (a policy, a grant, a credential)."""
 _CHANGE_VERBS = ("Put", "Attach", "Set", "Add", "Update", "Modify", "Replace")
 
 
@@ -143,6 +164,8 @@ class RulesAnalyzer:
     @staticmethod
     def _failed(event: NormalizedEvent, action: str, is_call: bool) -> Analysis:
         code = clip(event.error_code, 64)
+        if not is_call and event.details.get(GENERIC):
+            return rules_findings.generic(event)
         if not is_call:
             return normal(0.9, f"{action} on {what(event)} failed ({code}): nothing changed")
         reason = f"{action} failed ({code}): nothing changed"
@@ -193,12 +216,18 @@ class RulesAnalyzer:
 
     @staticmethod
     def _fallback(event: NormalizedEvent, action: str, is_call: bool) -> Analysis:
+        if not is_call and event.details.get(GENERIC):
+            return rules_findings.generic(event)
         if not is_call:
             return normal(
                 0.5,
                 f"no rule for '{clip(event.detail_type, 80)}' from {clip(event.source, 64)} yet: "
                 "recorded, no action",
             )
+        if action.startswith((*_CHANGE_VERBS, *DESTRUCTIVE_VERBS, "Detach", "Create")) and any(
+            w in action for w in _POLICY_WORDS
+        ):
+            return tampering_notice(event, "changed a policy, permission or credential")
         if action.startswith(DESTRUCTIVE_VERBS):
             return destructive(
                 event,
@@ -207,8 +236,6 @@ class RulesAnalyzer:
                 "notify only",
                 confidence=0.85,
             )
-        if action.startswith(_CHANGE_VERBS) and any(w in action for w in _POLICY_WORDS):
-            return tampering_notice(event, "changed a policy or permission")
         return normal(0.6, f"unrecognised change {action} on {what(event)}: recorded, no action")
 
     def _as_replay(self, analysis: Analysis, event: NormalizedEvent) -> Analysis:

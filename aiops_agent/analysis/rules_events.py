@@ -189,6 +189,17 @@ def _exit_codes(event: NormalizedEvent) -> list[int]:
     ]
 
 
+def _out_of_memory(event: NormalizedEvent) -> str | None:
+    """The name of a container ECS killed for its memory (`OutOfMemoryError: ...`), if any."""
+    raw = event.details.get("containers")
+    for container in raw if isinstance(raw, list) else []:
+        if isinstance(container, dict) and "OutOfMemory" in str(container.get("reason") or ""):
+            return clip(container.get("name") or "?", 64)
+    if "OutOfMemory" in str(event.details.get("stopped_reason") or ""):
+        return "?"
+    return None
+
+
 @event_rule(TASK_STATE_CHANGE)
 def ecs_task(event: NormalizedEvent) -> Analysis:
     task = f"ECS task {clip(event.resource_id, 160)}"
@@ -200,6 +211,14 @@ def ecs_task(event: NormalizedEvent) -> Analysis:
     reason = clip(event.details.get("stopped_reason") or stop_code or "no reason given", 160)
     codes = _exit_codes(event)
     failed = [code for code in codes if code != 0]
+    oom = _out_of_memory(event)
+    if oom is not None:
+        return notify(
+            Classification.FAILURE,
+            f"{task} stopped: container {oom} was killed for exceeding its memory limit",
+            "raise the task's memory or fix the leak; the scheduler replaces the task: notify only",
+            severity=Severity.HIGH,
+        )
     if failed or stop_code == "TaskFailedToStart":
         return notify(
             Classification.FAILURE,

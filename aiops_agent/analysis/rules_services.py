@@ -14,7 +14,6 @@ from aiops_agent.analysis.rules_base import (
     destructive,
     event_rule,
     normal,
-    notify,
     restore_parameter_plan,
     restore_plan,
     tampering_notice,
@@ -25,7 +24,7 @@ from aiops_agent.analysis.rules_base import (
 from aiops_agent.domain.models import Analysis, Classification, NormalizedEvent, Severity
 from aiops_agent.intake.envelope import clip
 from aiops_agent.intake.ssm import PARAMETER_STORE_CHANGE
-from aiops_agent.intake.storage import RDS_EVENTS, S3_OBJECT_EVENTS
+from aiops_agent.intake.storage import S3_OBJECT_EVENTS
 
 
 def _restore(event: NormalizedEvent, done: str) -> Analysis:
@@ -280,27 +279,3 @@ def object_event(event: NormalizedEvent) -> Analysis:
         f"{clip(event.action, 64)}: {key} in bucket {clip(event.resource_id, 64)}: "
         "an object, not the bucket",
     )
-
-
-_RDS_FAILURES = ("failure", "deletion")
-_RDS_WARNINGS = ("low storage", "failover", "availability")
-
-
-@event_rule(*RDS_EVENTS)
-def rds_event(event: NormalizedEvent) -> Analysis:
-    categories = event.details.get("categories")
-    found = {str(c) for c in categories} if isinstance(categories, list) else set()
-    message = clip(event.details.get("message") or event.action, 200)
-    if found & set(_RDS_FAILURES):
-        return notify(
-            Classification.FAILURE,
-            f"RDS reports {', '.join(sorted(found))} on {what(event)}: {message}",
-            "no automated recovery for rds: notify only",
-            severity=Severity.HIGH,
-        )
-    if found & set(_RDS_WARNINGS):
-        return notify(
-            Classification.ANOMALY,
-            f"RDS reports {', '.join(sorted(found))} on {what(event)}: {message}",
-        )
-    return normal(0.8, f"RDS event on {what(event)}: {message}")

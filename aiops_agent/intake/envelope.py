@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aiops_agent.domain.models import NormalizedEvent
 
@@ -55,12 +55,14 @@ class EventBridgeEnvelope(BaseModel):
 
     `account` is optional (moto's EventBridge omits it), so is `version`; `id` and `time` are
     optional here because hand-written and trimmed samples lack them: `resolve` fills them in.
+    `source` too, when the detail-type names it (`normalize` infers it from the registry).
+    `detail` may arrive as a JSON object in a string: EventBridge Scheduler sends `"{}"`.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     id: str | None = None
-    source: str = Field(min_length=1, max_length=256)
+    source: str | None = Field(default=None, min_length=1, max_length=256)
     detail_type: str = Field(alias="detail-type", min_length=1, max_length=256)
     time: str | None = None
     region: str | None = None
@@ -69,6 +71,22 @@ class EventBridgeEnvelope(BaseModel):
     resources: list[str] = Field(default_factory=list)
     detail: dict[str, Any]
     replay_name: str | None = Field(default=None, alias="replay-name")
+
+    @field_validator("detail", mode="before")
+    @classmethod
+    def _detail_in_a_string(cls, value: object) -> object:
+        """`"{}"` (EventBridge Scheduler) and any JSON object sent as a string: decoded once."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            decoded = json.loads(value, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            return value  # not JSON: left for the dict check to refuse
+        if isinstance(decoded, dict):
+            check_depth(decoded)
+        return decoded
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,13 @@ CloudTrail record, which is wrapped as the "AWS API Call via CloudTrail" event E
 have delivered. Anything else raises `InvalidEvent`, and nothing else is ever raised for any
 input: the corpus test runs every sample through here to hold that promise.
 
-Dispatch is by (source, detail-type) through the registry. A kind without a normalizer is
-`InvalidEvent("unsupported")`: the EventBridge rule asks for known kinds only, so anything else
-is a misrouted or forged payload for the dead-letter queue. (An API call of any service is a
-known kind: CloudTrail calls without their own normalizer get the generic one.)
+Dispatch is by (source, detail-type) through the registry. An AWS event (`aws.*`) of a kind
+without a normalizer of its own gets the generic one (intake/generic.py): it is handled, notified
+or ignored, never dead-lettered. Only a payload that is no event at all, or one that claims a
+source outside AWS, is `InvalidEvent` (the dead-letter queue). Shapes AWS really sends are
+tolerated: `detail` as a JSON string, no `source` where the detail-type names it, a `time` that
+is not a timestamp (the received time stands in, and `details` says so), a bare CloudTrail
+Insights record (no `eventName`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,18 @@ from aiops_agent.domain.models import NormalizedEvent
 from aiops_agent.intake import autoscaling as _autoscaling
 from aiops_agent.intake import cloudtrail as _cloudtrail
 from aiops_agent.intake import cloudwatch as _cloudwatch
+from aiops_agent.intake import config_rules as _config_rules
+from aiops_agent.intake import ebs as _ebs
 from aiops_agent.intake import ec2 as _ec2
 from aiops_agent.intake import ecs as _ecs
 from aiops_agent.intake import health as _health
+from aiops_agent.intake import insights as _insights
+from aiops_agent.intake import kms as _kms
+from aiops_agent.intake import rds as _rds
+from aiops_agent.intake import security_findings as _security_findings
 from aiops_agent.intake import security_groups as _security_groups
 from aiops_agent.intake import services as _services
+from aiops_agent.intake import spot as _spot
 from aiops_agent.intake import ssm as _ssm
 from aiops_agent.intake import storage as _storage
 from aiops_agent.intake.envelope import (
@@ -46,9 +56,17 @@ from aiops_agent.intake.envelope import (
     text_field,
     validate_envelope,
 )
-from aiops_agent.intake.registry import EVENT_NORMALIZERS, find_normalizer
+from aiops_agent.intake.generic import generic_event
+from aiops_agent.intake.registry import (
+    EVENT_NORMALIZERS,
+    EnvelopeNormalizer,
+    find_normalizer,
+    source_of,
+)
 
 __all__ = ["EVENT_NORMALIZERS", "InvalidEvent", "parse_event"]
+
+AWS_SOURCE_PREFIX = "aws."
 
 log = structlog.get_logger(__name__)
 
@@ -58,11 +76,18 @@ _REGISTERED = (
     _autoscaling,
     _cloudtrail,
     _cloudwatch,
+    _config_rules,
+    _ebs,
     _ec2,
     _ecs,
     _health,
+    _insights,
+    _kms,
+    _rds,
+    _security_findings,
     _security_groups,
     _services,
+    _spot,
     _ssm,
     _storage,
 )
@@ -79,13 +104,7 @@ def parse_event(
     """Normalize one payload. `received_at` stands in for a time the payload lacks (else now)."""
     payload = decode_body(body)
     envelope = _envelope_of(payload, received_at, default_region)
-    handler = find_normalizer(envelope.source, envelope.detail_type)
-    if handler is None:
-        raise InvalidEvent(
-            "unsupported",
-            f"no normalizer for {clip(envelope.detail_type, 80)!r} "
-            f"from {clip(envelope.source, 64)}",
-        )
+    handler = _handler_of(envelope)
     try:
         events = handler(envelope)
     except InvalidEvent:
@@ -114,6 +133,20 @@ def parse_event(
     return events
 
 
+def _handler_of(envelope: Envelope) -> EnvelopeNormalizer:
+    """The kind's own normalizer; for any other AWS event the generic one; else unsupported."""
+    handler = find_normalizer(envelope.source, envelope.detail_type)
+    if handler is not None:
+        return handler
+    if envelope.source.startswith(AWS_SOURCE_PREFIX):
+        return generic_event
+    raise InvalidEvent(
+        "unsupported",
+        f"no normalizer for {clip(envelope.detail_type, 80)!r} from {clip(envelope.source, 64)}"
+        " (not an AWS source)",
+    )
+
+
 def _envelope_of(
     payload: Mapping[str, Any], received_at: datetime | None, default_region: str
 ) -> Envelope:
@@ -121,6 +154,8 @@ def _envelope_of(
         return _resolve(validate_envelope(payload), payload, received_at, default_region)
     if _cloudtrail.looks_like_record(payload):
         return _wrap_record(payload, received_at, default_region)
+    if _insights.looks_like_insight(payload):
+        return _insights.wrap_insight(payload, received_at, default_region)
     if "alarmData" in payload:
         raise InvalidEvent(
             "not_eventbridge",
@@ -137,11 +172,15 @@ def _envelope_of(
     )
 
 
-def _time(raw: object, what: str) -> datetime:
-    parsed = parse_time(raw)
-    if parsed is None:
-        raise InvalidEvent("invalid_field", f"{what}: not a timestamp")
-    return parsed
+def _source(env: EventBridgeEnvelope) -> str:
+    """The envelope's source, or the only one registered for its detail-type (trimmed samples
+    drop it: `GuardDuty Finding` can only be `aws.guardduty`)."""
+    if env.source:
+        return clip(env.source, 256)
+    inferred = source_of(env.detail_type)
+    if inferred is None:
+        raise InvalidEvent("missing_field", "EventBridge event: field 'source' is missing")
+    return inferred
 
 
 def _resolve(
@@ -151,21 +190,24 @@ def _resolve(
     default_region: str,
 ) -> Envelope:
     detail = env.detail
+    source = _source(env)
     notes: dict[str, Any] = {}
-    if env.time is not None:
-        when = _time(env.time, "EventBridge event: field 'time'")
-    elif parse_time(detail.get("eventTime")) is not None:
-        when = _time(detail.get("eventTime"), "eventTime")
-    else:
+    if not env.source:
+        notes["source_inferred"] = True
+    when = parse_time(env.time) or parse_time(detail.get("eventTime"))
+    if when is None:
+        # AWS's own samples carry `"time": "yyyy-mm-ddThh:mm:ssZ"`: still an event, judged now.
         when = received_at or datetime.now(UTC)
         notes["time_source"] = "received"
+        if env.time is not None:
+            notes["time_unreadable"] = True
     event_id = (
         text_field(env.id, 256) or text_field(detail.get("eventID"), 256) or content_id(payload)
     )
     region = text_field(env.region, 64) or text_field(detail.get("awsRegion"), 64) or default_region
     return Envelope(
         event_id=event_id,
-        source=clip(env.source, 256),
+        source=source,
         detail_type=clip(env.detail_type, 256),
         time=when,
         region=region,
@@ -186,10 +228,8 @@ def _wrap_record(
     )
     service = _cloudtrail.service_of(source) or "unknown"
     notes: dict[str, Any] = {"envelope": "bare-cloudtrail-record"}
-    raw_time = record.get("eventTime")
-    if raw_time is not None:
-        when = _time(raw_time, "CloudTrail record: field 'eventTime'")
-    else:
+    when = parse_time(record.get("eventTime"))
+    if when is None:
         when = received_at or datetime.now(UTC)
         notes["time_source"] = "received"
     account = text_field(record.get("recipientAccountId"), 32)

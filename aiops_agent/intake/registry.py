@@ -67,3 +67,10 @@ def find_normalizer(source: str, detail_type: str) -> EnvelopeNormalizer | None:
     return EVENT_NORMALIZERS.get((source, detail_type)) or EVENT_NORMALIZERS.get(
         (ANY_SOURCE, detail_type)
     )
+
+
+def source_of(detail_type: str) -> str | None:
+    """The one source registered for `detail_type` (for envelopes that lost theirs), or None."""
+    sources = {source for source, kind in EVENT_NORMALIZERS if kind == detail_type}
+    sources.discard(ANY_SOURCE)
+    return sources.pop() if len(sources) == 1 else None

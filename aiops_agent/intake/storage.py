@@ -1,7 +1,5 @@
-"""Data stores' own events: S3 object events (EventBridge notifications) and RDS instance events.
-
-An S3 object event is about its bucket (`s3`, the bucket name); the object key is a detail. An
-RDS event names its DB instance in `SourceIdentifier` (or the ARN in `SourceArn`).
+"""S3's own events (EventBridge notifications): about the bucket (`s3`, its name); the object
+key is a detail. RDS events are in rds.py.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from typing import Any
 from aiops_agent.domain.models import NormalizedEvent
 from aiops_agent.intake.envelope import Envelope, InvalidEvent, text_field
 from aiops_agent.intake.registry import normalizer
-from aiops_agent.intake.resources import arn_resource_id, id_from_resource_list
+from aiops_agent.intake.resources import id_from_resource_list
 
 S3_SOURCE = "aws.s3"
 S3_OBJECT_EVENTS = (
@@ -26,13 +24,6 @@ S3_OBJECT_EVENTS = (
     "Object ACL Updated",
     "Object Storage Class Changed",
     "Object Access Tier Changed",
-)
-RDS_SOURCE = "aws.rds"
-RDS_EVENTS = (
-    "RDS DB Instance Event",
-    "RDS DB Cluster Event",
-    "RDS DB Snapshot Event",
-    "RDS DB Parameter Group Event",
 )
 
 
@@ -61,32 +52,5 @@ def s3_object_event(env: Envelope) -> list[NormalizedEvent]:
     ]
 
 
-def rds_event(env: Envelope) -> list[NormalizedEvent]:
-    source_arn = text_field(env.detail.get("SourceArn"), 1024)
-    name = text_field(env.detail.get("SourceIdentifier"), 256) or (
-        arn_resource_id(source_arn) if source_arn.startswith("arn:") else None
-    )
-    name = name or id_from_resource_list(env.resources)
-    if not name:
-        raise InvalidEvent(
-            "missing_field", f"{env.detail_type}: field 'detail.SourceIdentifier' is missing"
-        )
-    categories = env.detail.get("EventCategories")
-    details: dict[str, Any] = {
-        "categories": [text_field(c, 64).lower() for c in categories[:10] if text_field(c, 64)]
-        if isinstance(categories, list)
-        else [],
-        "message": text_field(env.detail.get("Message"), 256),
-        "source_type": text_field(env.detail.get("SourceType"), 64),
-    }
-    event_code = text_field(env.detail.get("EventID"), 64)
-    action = event_code or env.detail_type
-    if event_code:
-        details["event_code"] = event_code
-    return [env.normalized(resource_type="rds", resource_id=name, action=action, details=details)]
-
-
 for _detail_type in S3_OBJECT_EVENTS:
     normalizer(S3_SOURCE, _detail_type)(s3_object_event)
-for _detail_type in RDS_EVENTS:
-    normalizer(RDS_SOURCE, _detail_type)(rds_event)

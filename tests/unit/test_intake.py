@@ -142,19 +142,28 @@ def test_replay_name_marks_the_event_replayed() -> None:
     assert event.action == "state:terminated"
 
 
-def test_envelope_missing_source_is_a_missing_field() -> None:
+def test_envelope_missing_source_takes_the_one_its_detail_type_names() -> None:
+    body = {k: v for k, v in STATE_CHANGE.items() if k != "source"}
+    (event,) = parse_event(body)
+    assert event.source == "aws.ec2"
+    assert event.details["source_inferred"] is True
+
+
+def test_envelope_missing_source_of_an_unknown_kind_is_a_missing_field() -> None:
     body = {k: v for k, v in STATE_CHANGE.items() if k != "source"}
     with pytest.raises(InvalidEvent) as err:
-        parse_event(body)
+        parse_event(dict(body, **{"detail-type": "Mystery Event"}))
     assert err.value.reason == "missing_field"
     assert "source" in str(err.value)
 
 
-def test_envelope_with_a_bad_time_is_an_invalid_field() -> None:
-    body = dict(STATE_CHANGE, time="yesterday-ish")
-    with pytest.raises(InvalidEvent) as err:
-        parse_event(body)
-    assert err.value.reason == "invalid_field"
+def test_envelope_with_an_unreadable_time_is_judged_at_its_receipt() -> None:
+    """AWS's own samples say `"time": "yyyy-mm-ddThh:mm:ssZ"`: an event still, not poison."""
+    received = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    (event,) = parse_event(dict(STATE_CHANGE, time="yesterday-ish"), received_at=received)
+    assert event.time == received
+    assert event.details["time_source"] == "received"
+    assert event.details["time_unreadable"] is True
 
 
 def test_envelope_detail_must_be_an_object() -> None:
