@@ -12,9 +12,10 @@ the policy, most certain first:
 4. EC2 Auto Scaling launching and terminating instances is capacity management;
 5. the rule registered for the call (resource type, call name) or the event's detail-type
    (rules_ec2, rules_services, rules_events);
-6. otherwise: a change of a policy, a permission or a credential -> TAMPERING, notify only; a destructive call
-   -> FAILURE, notify only; any other change -> NORMAL; an AWS event of a kind with no rule ->
-   what it says of itself (rules_findings.generic): notified or recorded, never a plan.
+6. otherwise: a change of a policy, a permission or a credential -> TAMPERING, notify only;
+   a destructive call -> FAILURE, notify only; any other change -> NORMAL; an AWS event of a
+   kind with no rule -> what it says of itself (rules_findings.generic): notified or
+   recorded, never a plan.
 
 An archive replay keeps its classification but never clears the confidence bar on its own. An
 event whose resource could not be named never carries a plan. Principal names and user agents
