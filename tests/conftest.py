@@ -17,6 +17,8 @@ from aiops_agent.demo.emulator import MotoServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EVENTS_DIR = FIXTURES / "events"
+MORE_EVENTS_DIR = FIXTURES / "events_more"
+"""Issue 14's payloads: AWS kinds beyond the first corpus, each with its expected verdict."""
 """Real EventBridge/CloudTrail payloads copied into the repository (origin, licence: SOURCES)."""
 
 

@@ -36,6 +36,7 @@ from aiops_agent.engine.locks import KeyedLocks
 from aiops_agent.engine.planner import lease_key
 from aiops_agent.engine.runner import CommandRunner
 from aiops_agent.intake.attribution import explains, recorded_explanation, reported_as
+from aiops_agent.intake.generic import GENERIC
 from aiops_agent.obs.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -89,6 +90,9 @@ class Engine:
         unless it explains a waiting incident, one write that records it.
         """
         self._metrics.event_received(event.resource_type)
+        self._metrics.event_kind(
+            event.source, event.detail_type, generic=bool(event.details.get(GENERIC))
+        )
         incident_id = incident_id_for(event.event_id, event.resource_key)
         structlog.contextvars.bind_contextvars(incident_id=incident_id, event_id=event.event_id)
         try:

@@ -32,6 +32,7 @@ from aiops_agent.domain.ports import (
     Notifier,
 )
 from aiops_agent.intake.attribution import recorded_explanation
+from aiops_agent.intake.spot import INTERRUPTION_ACTION
 from aiops_agent.obs.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,9 @@ class PlannerConfig:
     (`AIOPS_ATTRIBUTION_GRACE_SECONDS`); 0 acts at once."""
 
 
+SPOT_LOOKBACK = timedelta(minutes=30)
+"""How long before an instance's stop or termination its Spot interruption warning counts (AWS
+warns two minutes ahead; the state change can be delayed or redelivered)."""
 ATTRIBUTION_LOOKBACK = timedelta(minutes=15)
 """How long before a change its call may have been recorded (a stop takes a while to land)."""
 
@@ -85,6 +89,9 @@ class Planner:
         steps = self._runnable(command.steps)
         if not steps:
             return PlanReady(command_id=command.id, steps=())
+        reclaimed = await self._reclaimed(incident, command)
+        if reclaimed is not None:
+            return reclaimed
         unattributed = await self._attribution(incident, command)
         if unattributed is not None:
             return unattributed
@@ -113,6 +120,37 @@ class Planner:
             steps=tuple(steps),
             requires_approval=any(self._catalog.requires_approval(s.action) for s in steps),
         )
+
+    async def _reclaimed(self, incident: Incident, command: Plan) -> Suppressed | None:
+        """An instance AWS warned it would reclaim (Spot) is not started or rebuilt after.
+
+        The warning comes about two minutes before the stop or termination, which EC2 reports
+        without an author like any other: the warning, stored as its own incident, explains it.
+        A person's approval decides otherwise.
+        """
+        event = incident.event
+        if (
+            event is None
+            or incident.approved_by is not None
+            or event.resource_type != "ec2"
+            or event.principal
+            or not event.action.startswith("state:")
+        ):
+            return None
+        since = event.time - SPOT_LOOKBACK
+        for recorded in await self._store.recent_for_resource(incident.resource_key, since):
+            warning = recorded.event
+            if warning is not None and warning.action == INTERRUPTION_ACTION:
+                self._metrics.suppressions.labels("spot_reclaimed").inc()
+                return Suppressed(
+                    command_id=command.id,
+                    reason=(
+                        "not needed: AWS reclaimed this Spot instance (interruption warning "
+                        f"{warning.event_id[:64]} at {warning.time.isoformat()}): "
+                        "a reclaimed Spot instance is not recovered"
+                    ),
+                )
+        return None
 
     async def _attribution(
         self, incident: Incident, command: Plan

@@ -69,6 +69,110 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset(
 )
 """Why a message went to the dead-letter queue. Pre-initialised so `increase()` sees the first."""
 
+KNOWN_EVENT_SOURCES: frozenset[str] = frozenset(
+    {
+        "aws.access-analyzer",
+        "aws.autoscaling",
+        "aws.backup",
+        "aws.batch",
+        "aws.cloudformation",
+        "aws.cloudtrail",
+        "aws.cloudwatch",
+        "aws.codebuild",
+        "aws.codedeploy",
+        "aws.codepipeline",
+        "aws.config",
+        "aws.dynamodb",
+        "aws.ec2",
+        "aws.ecr",
+        "aws.ecs",
+        "aws.eks",
+        "aws.elasticache",
+        "aws.elasticloadbalancing",
+        "aws.events",
+        "aws.guardduty",
+        "aws.health",
+        "aws.iam",
+        "aws.inspector2",
+        "aws.kms",
+        "aws.lambda",
+        "aws.macie",
+        "aws.monitoring",
+        "aws.rds",
+        "aws.redshift",
+        "aws.route53",
+        "aws.s3",
+        "aws.scheduler",
+        "aws.secretsmanager",
+        "aws.securityhub",
+        "aws.signin",
+        "aws.sns",
+        "aws.sqs",
+        "aws.ssm",
+        "aws.states",
+        "aws.sts",
+        "aws.trustedadvisor",
+    }
+)
+"""Sources the `source` label may carry (AWS's own); any other is counted as `other`."""
+
+KNOWN_DETAIL_TYPES: frozenset[str] = frozenset(
+    {
+        "AWS API Call via CloudTrail",
+        "AWS Console Sign In via CloudTrail",
+        "AWS Health Event",
+        "AWS Insight via CloudTrail",
+        "AWS Service Event via CloudTrail",
+        "CloudWatch Alarm Configuration Change",
+        "CloudWatch Alarm State Change",
+        "Config Configuration Item Change",
+        "Config Rules Compliance Change",
+        "EBS Multi-Volume Snapshots Completion Status",
+        "EBS Snapshot Notification",
+        "EBS Volume Notification",
+        "EC2 Auto Scaling Instance Refresh Cancelled",
+        "EC2 Auto Scaling Instance Refresh Failed",
+        "EC2 Auto Scaling Instance Refresh Started",
+        "EC2 Auto Scaling Instance Refresh Succeeded",
+        "EC2 Instance Launch Successful",
+        "EC2 Instance Launch Unsuccessful",
+        "EC2 Instance Rebalance Recommendation",
+        "EC2 Instance State-change Notification",
+        "EC2 Instance Terminate Successful",
+        "EC2 Instance Terminate Unsuccessful",
+        "EC2 Instance-launch Lifecycle Action",
+        "EC2 Instance-terminate Lifecycle Action",
+        "EC2 Spot Instance Interruption Warning",
+        "ECS Container Instance State Change",
+        "ECS Deployment State Change",
+        "ECS Service Action",
+        "ECS Task State Change",
+        "GuardDuty Finding",
+        "Inspector2 Finding",
+        "KMS CMK Deletion",
+        "KMS CMK Rotation",
+        "KMS Imported Key Material Expiration",
+        "Object Created",
+        "Object Deleted",
+        "Parameter Store Change",
+        "RDS DB Cluster Event",
+        "RDS DB Cluster Snapshot Event",
+        "RDS DB Instance Event",
+        "RDS DB Parameter Group Event",
+        "RDS DB Proxy Event",
+        "RDS DB Security Group Event",
+        "RDS DB Snapshot Event",
+        "Scheduled Event",
+        "Security Hub Findings - Custom Action",
+        "Security Hub Findings - Imported",
+        "Security Hub Insight Results",
+    }
+)
+"""Detail types the `detail_type` label may carry (every routed one, and common AWS kinds the
+generic path handles); any other is counted as `other`."""
+
+NORMALIZER_KINDS: frozenset[str] = frozenset({"specific", "generic"})
+
 MESSAGE_OUTCOMES: frozenset[str] = frozenset({"deleted", "released", "dead_lettered", "retried"})
 SQS_OPERATIONS: frozenset[str] = frozenset(
     {"receive", "delete", "dead_letter", "change_visibility", "release", "process"}
@@ -143,6 +247,14 @@ class Metrics:
             "events_received",
             "Events taken from a source, by resource type.",
             ["resource_type"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.event_kinds = Counter(
+            "event_kinds",
+            "Events handled, by source, detail-type and normalizer (specific, or generic: a kind "
+            "the agent has no rule for).",
+            ["source", "detail_type", "normalizer"],
             namespace=NAMESPACE,
             registry=reg,
         )
@@ -433,6 +545,14 @@ class Metrics:
 
     def event_received(self, resource_type: str) -> None:
         self.events_received.labels(resource_type=bounded(resource_type, RESOURCE_TYPES)).inc()
+
+    def event_kind(self, source: str, detail_type: str, *, generic: bool) -> None:
+        """One event handled, counted by its kind (bounded labels: unknown ones are `other`)."""
+        self.event_kinds.labels(
+            source=bounded(source, KNOWN_EVENT_SOURCES),
+            detail_type=bounded(detail_type, KNOWN_DETAIL_TYPES),
+            normalizer="generic" if generic else "specific",
+        ).inc()
 
     def classified(self, classification: str, resource_type: str) -> None:
         self.classifications.labels(
