@@ -27,6 +27,14 @@ def _bucket(at: datetime) -> str:
     return at.strftime("%Y%m%dT%H%M")
 
 
+BATCH_GET_ATTEMPTS = 5
+"""BatchGetItem calls per count while DynamoDB leaves keys unprocessed (backoff 50 ms, doubling)."""
+
+
+class IncompleteCount(RuntimeError):
+    """DynamoDB left minute buckets unread after every retry: the count would be too low."""
+
+
 BUCKET_SETTLE = timedelta(seconds=10)
 """After its minute ends, how long a bucket may still be added to (replicas' clocks differ)."""
 
@@ -141,21 +149,7 @@ class DynamoCoordination:
             earlier = buckets[1:100]
             unsettled = [b for b in earlier if (counter, b) not in self._settled]
             if unsettled:
-                got = await ddb.batch_get_item(
-                    RequestItems={
-                        self._table: {
-                            "Keys": [
-                                {"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{b}"}}
-                                for b in unsettled
-                            ],
-                            "ProjectionExpression": "sk, members",
-                        }
-                    }
-                )
-                counts = dict.fromkeys(unsettled, 0)
-                for item in got.get("Responses", {}).get(self._table, []):
-                    bucket = item["sk"]["S"].split("#", 1)[1]
-                    counts[bucket] = len(item.get("members", {}).get("SS", []))
+                counts = await self._read_buckets(ddb, counter, unsettled)
                 for bucket, n in counts.items():
                     if _bucket_end(bucket) + BUCKET_SETTLE <= now:
                         self._settled[(counter, bucket)] = n
@@ -165,3 +159,27 @@ class DynamoCoordination:
         for key in [k for k in self._settled if k[0] == counter and k[1] < oldest]:
             del self._settled[key]
         return total
+
+    async def _read_buckets(self, ddb: Any, counter: str, buckets: list[str]) -> dict[str, int]:
+        """Members per bucket; a bucket with no item counted nobody. Keys DynamoDB leaves in
+        `UnprocessedKeys` (throttling, size limits, an internal failure) are asked again with
+        backoff; if some remain, `IncompleteCount`: a bucket not read is never taken for 0."""
+        counts = dict.fromkeys(buckets, 0)
+        keys = [{"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{b}"}} for b in buckets]
+        request: dict[str, Any] = {
+            self._table: {"Keys": keys, "ProjectionExpression": "sk, members"}
+        }
+        for attempt in range(BATCH_GET_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(0.05 * 2 ** (attempt - 1))
+            got = await ddb.batch_get_item(RequestItems=request)
+            for item in got.get("Responses", {}).get(self._table, []):
+                bucket = item["sk"]["S"].split("#", 1)[1]
+                counts[bucket] = len(item.get("members", {}).get("SS", []))
+            request = got.get("UnprocessedKeys") or {}
+            if not request:
+                return counts
+        left = len(request.get(self._table, {}).get("Keys", []))
+        raise IncompleteCount(
+            f"{counter}: {left} minute buckets unread after {BATCH_GET_ATTEMPTS} BatchGetItem calls"
+        )

@@ -9,8 +9,14 @@ import pytest
 
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.ports import Coordination
-from aiops_agent.store.coordination import DynamoCoordination, MemoryCoordination
+from aiops_agent.store.coordination import (
+    BATCH_GET_ATTEMPTS,
+    DynamoCoordination,
+    IncompleteCount,
+    MemoryCoordination,
+)
 from aiops_agent.store.tables import ensure_tables
+from tests.aws_proxy import AwsProxy
 
 T0 = datetime(2026, 11, 25, 12, 0, 30, tzinfo=UTC)
 TTL = timedelta(minutes=15)
@@ -86,3 +92,54 @@ async def test_closed_minutes_are_read_once_per_replica(
         next_minute = later + timedelta(minutes=1)
         assert await replica.count("destructive", "inc-10", next_minute, window) == 8
         assert calls == ["UpdateItem", "BatchGetItem"]  # the minute just closed, read once
+
+
+async def _four_closed_minutes(other: DynamoCoordination, window: timedelta) -> None:
+    """Two members in each of the four minutes before T0 + 4 min (all closed and settled)."""
+    for minute in range(4):
+        at = T0 + timedelta(minutes=minute)
+        for n in range(2):
+            await other.count("destructive", f"inc-{minute}-{n}", at, window)
+
+
+async def test_unprocessed_buckets_are_read_again_not_counted_as_zero(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    """BatchGetItem may answer part of the keys and list the rest in UnprocessedKeys (DynamoDB
+    API reference); the breaker used to count those minutes as 0 and remember that."""
+    await ensure_tables(aws, f"inc-{unique}", f"pat-{unique}")
+    window = timedelta(minutes=5)
+    await _four_closed_minutes(DynamoCoordination(aws, f"pat-{unique}"), window)
+    async with (
+        AwsProxy(moto_endpoint) as proxy,
+        AwsClients(endpoint_url=proxy.url, max_attempts=1) as proxied,
+    ):
+        partial = proxy.unprocessed("BatchGetItem", count=2, times=2)
+        replica = DynamoCoordination(proxied, f"pat-{unique}")
+        now = T0 + timedelta(minutes=4)
+        assert await replica.count("destructive", "inc-new", now, window) == 9
+        assert partial.applied == 2 and partial.held_back == 4  # 2 keys, then the same 2 again
+        assert proxy.count("BatchGetItem", outcome=None) == 3
+        # Remembered right: the next count reads no closed minute and still sees them all.
+        assert await replica.count("destructive", "inc-new2", now, window) == 10
+        assert proxy.count("BatchGetItem", outcome=None) == 3
+
+
+async def test_buckets_left_unread_fail_the_count_and_are_not_remembered(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    await ensure_tables(aws, f"inc-{unique}", f"pat-{unique}")
+    window = timedelta(minutes=5)
+    await _four_closed_minutes(DynamoCoordination(aws, f"pat-{unique}"), window)
+    async with (
+        AwsProxy(moto_endpoint) as proxy,
+        AwsClients(endpoint_url=proxy.url, max_attempts=1) as proxied,
+    ):
+        partial = proxy.unprocessed("BatchGetItem", count=1, times=None)
+        replica = DynamoCoordination(proxied, f"pat-{unique}")
+        now = T0 + timedelta(minutes=4)
+        with pytest.raises(IncompleteCount):
+            await replica.count("destructive", "inc-new", now, window)
+        assert proxy.count("BatchGetItem", outcome=None) == BATCH_GET_ATTEMPTS
+        proxy.remove(partial)
+        assert await replica.count("destructive", "inc-new", now, window) == 9
