@@ -123,6 +123,7 @@ def build_components(
         planner=planner,
         notifier=notifier,
         config=settings.runner_config(),
+        clock=clock,
     )
     engine = Engine(
         store=store,

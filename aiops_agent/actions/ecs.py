@@ -8,7 +8,9 @@ deployment has changed since, returns ok without deploying again. A service that
 
 Verification reads the PRIMARY deployment: `rolloutState` COMPLETED passes, FAILED (the deployment
 circuit breaker gave up) fails, IN_PROGRESS waits; where ECS reports no rollout state, running
-tasks equal to desired with the old deployments gone passes.
+tasks equal to desired with the old deployments gone passes. It must be the deployment this
+action created: DescribeServices is eventually consistent, and a read that still shows the
+previous (COMPLETED) deployment as primary is not a pass but a wait.
 """
 
 from __future__ import annotations
@@ -45,8 +47,16 @@ def primary_deployment(service: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def interpret_service(service: Mapping[str, Any] | None) -> CheckOutcome:
-    """Whether the service's newest deployment has rolled out. Pure: each case is unit-tested."""
+def interpret_service(
+    service: Mapping[str, Any] | None,
+    ours: str | None = None,
+    previous: str | None = None,
+) -> CheckOutcome:
+    """Whether the service's newest deployment has rolled out. Pure: each case is unit-tested.
+
+    `ours`: the deployment the action created; `previous`: the primary before it. A primary that
+    is still `previous` is a read from before the action (PENDING), never its result.
+    """
     status = service.get("status") if service else None
     checks: list[dict[str, Any]] = [
         {"check": "service_status", "expected": "ACTIVE", "actual": status or "not-found"}
@@ -57,13 +67,24 @@ def interpret_service(service: Mapping[str, Any] | None) -> CheckOutcome:
     if primary is None:
         checks.append({"check": "primary_deployment", "expected": "present", "actual": "absent"})
         return CheckOutcome("FAILED", "service has no primary ECS deployment", checks)
+    primary_id = str(primary.get("id", "?"))
+    if ours and primary_id != ours and primary_id == previous:
+        checks.append({"check": "primary_deployment", "expected": ours, "actual": primary_id})
+        return CheckOutcome(
+            "PENDING",
+            f"the service still shows deployment {primary_id} as primary, from before ours "
+            f"({ours}): the read may predate the update",
+            checks,
+        )
     rollout = primary.get("rolloutState")
     desired = int(primary.get("desiredCount", service.get("desiredCount", 0)))
     running = int(primary.get("runningCount", 0))
     deployments = len(service.get("deployments", []))
     checks.append({"check": "rollout_state", "expected": "COMPLETED", "actual": rollout})
     checks.append({"check": "running_count", "expected": desired, "actual": running})
-    where = f"deployment {primary.get('id', '?')}"
+    where = f"deployment {primary_id}"
+    if ours and primary_id != ours:
+        where += f" (which replaced ours, {ours})"
     if rollout == "COMPLETED":
         return CheckOutcome("PASSED", f"{where} completed ({running}/{desired} running)", checks)
     if rollout == "FAILED":
@@ -154,7 +175,12 @@ class ForceNewDeployment(BaseAction[ForceNewDeploymentParams]):
     async def verify(self, params: Mapping[str, Any], result: Mapping[str, Any]) -> CheckOutcome:
         p = self.parse(params)
         ecs = await self.deps.clients.client("ecs", region=p.region)
-        return interpret_service(await self._service(ecs, p))
+        ours, previous = result.get("deployment_id"), result.get("previous_deployment_id")
+        return interpret_service(
+            await self._service(ecs, p),
+            ours if isinstance(ours, str) else None,
+            previous if isinstance(previous, str) else None,
+        )
 
     async def dry_run(self, params: Mapping[str, Any]) -> str:
         p = self.parse(params)

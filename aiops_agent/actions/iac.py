@@ -78,7 +78,9 @@ def interpret_build(build: Mapping[str, Any] | None) -> CheckOutcome:
         return CheckOutcome("PASSED", f"recovery build {build_id} succeeded", checks)
     if status in _FINAL_FAILURES:
         where = f" in phase {phase}" if phase else ""
-        return CheckOutcome("FAILED", f"recovery build {build_id} {status}{where}", checks)
+        return CheckOutcome(
+            "FAILED", f"recovery build {build_id} {status}{where}", checks, settled=True
+        )
     where = f" ({phase})" if phase else ""
     return CheckOutcome("PENDING", f"recovery build {build_id} {status.lower()}{where}", checks)
 

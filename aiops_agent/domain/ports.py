@@ -132,6 +132,9 @@ class CheckOutcome:
     status: CheckStatus
     detail: str
     checks: Sequence[dict[str, Any]] = ()
+    settled: bool = False
+    """True when a FAILED verdict cannot be a stale read (a build's final status): the runner
+    then reports it at once, instead of waiting out the consistency window after the action."""
 
 
 class Action(Protocol):

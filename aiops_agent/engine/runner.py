@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +31,8 @@ from aiops_agent.domain.messages import (
     VerifyResult,
 )
 from aiops_agent.domain.models import Incident
-from aiops_agent.domain.ports import ActionCatalog, Analyzer, CheckOutcome, Notifier
+from aiops_agent.domain.ports import ActionCatalog, Analyzer, CheckOutcome, Clock, Notifier
+from aiops_agent.engine.clock import SystemClock
 from aiops_agent.engine.planner import Planner
 
 log = structlog.get_logger(__name__)
@@ -44,6 +46,27 @@ class RunnerConfig:
     shorter than the step lease, so that no other worker resumes a step that is still running."""
     console_url: str | None = None
     """`AIOPS_CONSOLE_URL`: notifications link to the incident's console page when set."""
+    consistency_window: timedelta = timedelta(seconds=60)
+    """After an action, how long a FAILED check is taken for a possibly stale read (EC2, ECS,
+    SSM are eventually consistent: a read may show the state from before the action) and
+    verified again instead of failing; past it, FAILED is FAILED."""
+
+
+def settling(
+    outcome: CheckOutcome, acted: datetime | None, now: datetime, window: timedelta
+) -> CheckOutcome:
+    """A FAILED check soon after the action is PENDING, unless the outcome is `settled`."""
+    if outcome.status != "FAILED" or outcome.settled or acted is None:
+        return outcome
+    age = now - acted
+    if age >= window:
+        return outcome
+    return CheckOutcome(
+        "PENDING",
+        f"{outcome.detail} (read {age.total_seconds():.0f} s after the action, which AWS may "
+        "not show yet: checking again)",
+        outcome.checks,
+    )
 
 
 class CommandRunner:
@@ -55,7 +78,9 @@ class CommandRunner:
         planner: Planner,
         notifier: Notifier,
         config: RunnerConfig | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._analyzer = analyzer
         self._catalog = catalog
         self._notifier = notifier
@@ -113,10 +138,13 @@ class CommandRunner:
             action = self._catalog.get(record.action)
             params = incident.plan[record.step].params
             try:
-                outcomes.append(await action.verify(params, record.result))
+                outcome = await action.verify(params, record.result)
             except Exception as exc:
                 log.warning("verify.error", action=record.action, error=repr(exc))
                 outcomes.append(CheckOutcome("PENDING", f"{record.action}: check failed: {exc}"))
+                continue
+            window = self._config.consistency_window
+            outcomes.append(settling(outcome, record.finished_at, self._clock.now(), window))
         status, detail, checks = combine_checks(outcomes)
         return VerifyResult(command_id=command.id, status=status, detail=detail, checks=checks)
 

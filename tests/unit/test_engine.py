@@ -17,6 +17,7 @@ from aiops_agent.domain.messages import Approved
 from aiops_agent.domain.models import (
     Analysis,
     Classification,
+    Incident,
     NormalizedEvent,
     PlanStep,
     WorkflowState,
@@ -184,6 +185,7 @@ def rig(
         planner=planner,
         notifier=notifier,
         config=RunnerConfig(),
+        clock=clock,
     )
     policy = Policy(verify_interval=timedelta(seconds=10), verify_timeout=timedelta(minutes=2))
     engine = Engine(
@@ -280,10 +282,36 @@ async def test_recurrences_back_off_then_go_to_manual_review_after_three_attempt
     assert len(r.action.executed) == 3, "exactly three attempts, never more"
 
 
+async def _fail_verification(r: Rig, event_id: str) -> Incident:
+    """Handle an event whose check keeps failing: FAILED once the consistency window is over."""
+    first = await r.engine.handle_event(ev(event_id))
+    assert first is not None and first.workflow_state is S.VERIFYING  # maybe a stale read
+    for _ in range(7):
+        r.clock.advance(10)
+        await r.sweeper.sweep_once()
+    done = await r.store.get(first.incident_id)
+    assert done is not None
+    return done
+
+
+async def test_a_failed_check_right_after_the_action_is_checked_again() -> None:
+    """A read soon after the action may show the state from before it (eventual consistency):
+    FAILED within the window is PENDING; a check that then passes completes the recovery."""
+    r = rig(ScriptedAction(checks=["FAILED", "FAILED", "PASSED"]))
+    first = await r.engine.handle_event(ev("ev-1"))
+    assert first is not None and first.workflow_state is S.VERIFYING
+    assert first.verification is not None and "checking again" in first.verification.detail
+    for _ in range(2):
+        r.clock.advance(10)
+        await r.sweeper.sweep_once()
+    done = await r.store.get(first.incident_id)
+    assert done is not None and done.workflow_state is S.COMPLETED
+
+
 async def test_an_action_that_failed_verification_is_not_retried_blindly() -> None:
     r = rig(ScriptedAction(checks=["FAILED"]))
-    first = await r.engine.handle_event(ev("ev-1"))
-    assert first is not None and first.workflow_state is S.FAILED
+    first = await _fail_verification(r, "ev-1")
+    assert first.workflow_state is S.FAILED
     r.clock.advance(600)
     again = await r.engine.handle_event(ev("ev-2", at=r.clock.now()))
     assert again is not None and again.workflow_state is S.AWAITING_APPROVAL
