@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aiops_agent.logs.detector import Detector  # noqa: E402
+from aiops_agent.logs.detector import Detector, DetectorConfig, typical_window  # noqa: E402
 from bench.detect import EPISODE_GAP, load_series, seed_ewma  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -184,8 +184,9 @@ def meets(group: str, res: dict[str, Any]) -> bool:
 
 
 def ours(stamps: Stamps, values: list[float]) -> list[bool]:
-    """The detector as `aiops-agent detect` runs it: default configuration, one row per window."""
-    detector = Detector()
+    """The detector as `aiops-agent detect` runs it: default configuration for the series'
+    window length (the median gap between its timestamps), one row per window."""
+    detector = Detector(DetectorConfig.for_window(typical_window(stamps) or 300.0))
     state = detector.new_state()
     return [detector.update(state, v).anomaly for v in values]
 
@@ -214,10 +215,11 @@ def git_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def run(data: Path, runners: dict[str, Runner]) -> dict[str, Any]:
+def run(data: Path, runners: dict[str, Runner], only: list[str] | None = None) -> dict[str, Any]:
+    groups = [g for g in GROUPS if only is None or g.name in only]
     results: dict[str, Any] = {}
     for name, runner in runners.items():
-        results[name] = {g.name: score_group(runner, data, g) for g in GROUPS}
+        results[name] = {g.name: score_group(runner, data, g) for g in groups}
     return {
         "commit": git_commit(),
         "tuned_on": TUNED_ON,
@@ -283,6 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "detector_holdout.json"
     )
+    parser.add_argument(
+        "--groups",
+        nargs="*",
+        default=None,
+        help="only these groups (default: all, in-sample first)",
+    )
     args = parser.parse_args(argv)
     data = data_dir(args.data)
     absent = missing(data)
@@ -293,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    doc = run(data, RUNNERS)
+    doc = run(data, RUNNERS, args.groups)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     table = markdown(doc)

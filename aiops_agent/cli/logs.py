@@ -11,9 +11,10 @@ import json
 import math
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
-from aiops_agent.logs.detector import Detector
+from aiops_agent.logs.detector import Detector, DetectorConfig, typical_window
 from aiops_agent.logs.mining import TemplateMiner
 
 
@@ -47,8 +48,25 @@ def logs_mine(path: Path, jsonl: bool) -> int:
     return 0
 
 
+DEFAULT_WINDOW_SECONDS = 300.0
+"""The analyzer's default window (AIOPS_LOG_POLL_SECONDS), for timestamps that do not parse."""
+
+
+def window_seconds(stamps: list[str]) -> float:
+    """The series' window length: the median gap between its timestamps (ISO 8601), or the
+    analyzer's default window when they do not parse or do not move forward."""
+    try:
+        parsed = [datetime.fromisoformat(s.strip()) for s in stamps]
+        return typical_window(parsed) or DEFAULT_WINDOW_SECONDS
+    except (TypeError, ValueError):
+        return DEFAULT_WINDOW_SECONDS
+
+
 def detect(path: Path, jsonl: bool) -> int:
-    """Run the detector over a `timestamp,value` CSV (oldest first, one row per window)."""
+    """Run the detector over a `timestamp,value` CSV (oldest first, one row per window).
+
+    The detector's default configuration counts spans of time (two days of history, a day's
+    season) in windows; the window is the median gap between the timestamps."""
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
@@ -56,10 +74,7 @@ def detect(path: Path, jsonl: bool) -> int:
         return _fail(f"cannot read {path}: {exc.strerror or exc}")
     if rows and rows[0] and rows[0][0].strip().lower() == "timestamp":
         rows = rows[1:]
-    detector = Detector()
-    state = detector.new_state()
-    alerts = 0
-    out = sys.stdout
+    parsed: list[tuple[str, float]] = []
     for number, row in enumerate(rows, start=2):
         if not row or not "".join(row).strip():
             continue
@@ -69,6 +84,12 @@ def detect(path: Path, jsonl: bool) -> int:
             return _fail(f"{path}:{number}: expected timestamp,value")
         if not math.isfinite(value):
             return _fail(f"{path}:{number}: value is not a finite number")
+        parsed.append((stamp, value))
+    detector = Detector(DetectorConfig.for_window(window_seconds([s for s, _ in parsed])))
+    state = detector.new_state()
+    alerts = 0
+    out = sys.stdout
+    for stamp, value in parsed:
         verdict = detector.update(state, value)
         alerts += verdict.anomaly
         if jsonl:

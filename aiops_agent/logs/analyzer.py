@@ -113,7 +113,9 @@ class LogAnalyzer:
         self._health = health
         self._clock = clock
         self.config = config or AnalyzerConfig(
-            detector=DetectorConfig(threshold=settings.anomaly_threshold)
+            detector=DetectorConfig.for_window(
+                settings.log_poll_seconds, threshold=settings.anomaly_threshold
+            )
         )
         if source is None:
             # The emulators' Insights ignore filter and stats: count through FilterLogEvents.
@@ -325,8 +327,7 @@ class LogAnalyzer:
     def _state_of(self, rec: TemplateRecord | None) -> SeriesState:
         if rec is None or not rec.detector:
             return self._detector.new_state()
-        cfg = self.config.detector
-        return SeriesState.from_item(rec.detector, cfg.history, cfg.level_windows)
+        return self._detector.load(rec.detector)
 
     async def _maybe_alert(
         self,
@@ -386,7 +387,10 @@ class LogAnalyzer:
 def _departure(
     group: str, tid: str, template: str, count: int, verdict: Verdict, state: SeriesState
 ) -> Anomaly | None:
-    """The anomaly a firing verdict stands for; None for a drop (fewer messages is no alert)."""
+    """The anomaly a firing verdict stands for; None for a drop (fewer messages is no alert)
+    and for a flat line (a count that stops changing says nothing of failures by itself)."""
+    if verdict.kind == "flat":
+        return None
     if verdict.kind == "level":
         if verdict.level_score <= 0:
             return None

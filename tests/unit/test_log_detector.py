@@ -54,7 +54,8 @@ def test_score_is_a_robust_z_against_the_median() -> None:
     verdict = det.score(state, 20)
     assert verdict.median == 10
     assert verdict.upper == 11
-    assert verdict.score == pytest.approx(10 / 1.4826, rel=1e-3)  # MAD is 1
+    # quartiles 9.25 and 10.75 (linear interpolation): sigma is the IQR / 1.349
+    assert verdict.score == pytest.approx(10 / (1.5 / 1.349), rel=1e-3)
 
 
 def test_drops_below_the_range_alert_too() -> None:
