@@ -164,3 +164,13 @@ def test_a_flat_line_is_no_log_alert() -> None:
 def test_series_state_defaults_load_an_empty_item() -> None:
     state = SeriesState.from_item({}, 10)
     assert (len(state.values), state.armed, state.seen, state.run) == (0, True, 0, 0)
+
+
+def test_sharp_daily_steps_are_no_alarm() -> None:
+    """Office hours: 20 at night, 80 from 09:00 to 18:00, noise on both. Around each step the
+    baseline must weigh the days alike (a neighbourhood cut short leans to one side)."""
+    rng = random.Random(14)
+    values = [(80.0 if 108 <= i % DAY < 216 else 20.0) + rng.gauss(0, 2) for i in range(8 * DAY)]
+    verdicts = _run(values)
+    assert all(v.seasonal for v in verdicts[3 * DAY :])
+    assert len(_alerts(verdicts)) <= 1
