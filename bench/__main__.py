@@ -26,8 +26,9 @@ ORDER: tuple[str, ...] = (
     "recovery",
     "logmining",
     "detect",
+    "detector_holdout",
 )
-OPTIONAL = frozenset({"logmining", "detect", "logscan_cost"})
+OPTIONAL = frozenset({"logmining", "detect", "detector_holdout", "logscan_cost"})
 
 
 def _entry(name: str) -> Callable[..., Any] | None:

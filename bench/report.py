@@ -133,6 +133,10 @@ def _log_targets(results: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
                 "",
             ]
         )
+    if (h := results.get("detector_holdout")) is not None:
+        from bench.detector_holdout import target_row
+
+        rows.append(target_row(h))
     if (c := results.get("logscan_cost")) is not None:
         rows.append(
             [
@@ -466,6 +470,12 @@ def _recovery(r: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _holdout(h: Mapping[str, Any]) -> list[str]:
+    from bench.detector_holdout import report_lines
+
+    return report_lines(dict(h))
+
+
 SECTIONS = (
     ("pipeline", "Pipeline throughput", _pipeline),
     ("calls", "AWS API calls per event, by outcome", _calls),
@@ -474,6 +484,7 @@ SECTIONS = (
     ("cost", "Cost model", _cost),
     ("recovery", "Time to recovery", _recovery),
     ("detect", "Anomaly detection", _detect),
+    ("detector_holdout", "Anomaly detection on NAB groups it was not tuned on", _holdout),
 )
 OTHERS = (
     ("logmining", "Log template mining"),
