@@ -205,7 +205,7 @@ def git_commit() -> str:
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "aiops_agent", "bench"],
+            ["git", "status", "--porcelain", "--", "aiops_agent", "bench", ":!bench/results"],
             cwd=ROOT,
             capture_output=True,
             text=True,
