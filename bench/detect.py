@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiops_agent.logs.detector import MAD_TO_SIGMA, Detector, DetectorConfig  # noqa: E402
+from bench.common import code_version, machine_facts  # noqa: E402
 from bench.data import absent, default_dir  # noqa: E402
 
 EPISODE_GAP = 12
@@ -183,8 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"false episodes {res['false_episodes']} ({res['false_episodes_per_day']}/day)"
             )
         results["ours_sweep"] = sweep
+    document = {"benchmark": "detect", "code": code_version(), "machine": machine_facts()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(json.dumps({**document, **results}, indent=2) + "\n")
     return 0
 
 

@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aiops_agent.logs.detector import Detector, DetectorConfig, typical_window  # noqa: E402
-from bench.common import machine_facts  # noqa: E402
+from bench.common import code_version, machine_facts  # noqa: E402
 from bench.detect import EPISODE_GAP, load_series, seed_ewma  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -198,22 +197,9 @@ RUNNERS: dict[str, Runner] = {
 }
 
 
-def git_commit() -> str:
-    """The commit the detector ran at (`+dirty` when the tree had changes)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "aiops_agent", "bench", ":!bench/results"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+def commit_label(code: dict[str, Any]) -> str:
+    """`<commit>`, or `<commit>+dirty` when the code measured differed from it."""
+    return f"{code['commit']}+dirty" if code.get("dirty") else str(code["commit"])
 
 
 def run(data: Path, runners: dict[str, Runner], only: list[str] | None = None) -> dict[str, Any]:
@@ -223,8 +209,9 @@ def run(data: Path, runners: dict[str, Runner], only: list[str] | None = None) -
         results[name] = {g.name: score_group(runner, data, g) for g in groups}
     return {
         "benchmark": "detector_holdout",
+        "code": (code := code_version()),
         "machine": machine_facts(),
-        "commit": git_commit(),
+        "commit": commit_label(code),
         "tuned_on": TUNED_ON,
         "episode_gap_rows": EPISODE_GAP,
         "targets": {
