@@ -109,6 +109,12 @@ def _log_targets(results: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
                     why,
                 ]
             )
+        for kind in ("content", "raw"):
+            oof = g["summary"].get(f"ours_{kind}_out_of_fold_avg_ga")
+            if oof is not None:  # issue 15: leave-systems-out, bench/logmining_folds.py
+                rows.append(
+                    [f"`logs mine` GA out of fold, {kind} (avg)", ">= 0.92", oof, oof >= 0.92, ""]
+                )
         ours = g["summary"].get("ours_content_lines_per_s")
         theirs = g["summary"].get("drain3_content_lines_per_s")
         if ours and theirs:

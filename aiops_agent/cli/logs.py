@@ -34,6 +34,8 @@ def logs_mine(path: Path, jsonl: bool) -> int:
     with handle:
         for raw in handle:
             assigned.append(miner.add(raw.rstrip("\r\n")).template_id)
+    # A cluster merged into another after a line was mined: the line gets the survivor's id.
+    assigned = [miner.clusters[tid].template_id for tid in assigned]
     out = sys.stdout
     if jsonl:
         for number, tid in enumerate(assigned, start=1):

@@ -1,195 +1,84 @@
 """Online log template mining: a Drain-style parse tree with one configuration for every log.
 
-Each message is masked (numbers, addresses, ids, dates become `<*>`), cut into tokens, and routed
-by its token count and its first constant tokens to a short list of clusters; it joins the most
-similar one (or founds a new one), and positions where members differ become `<*>`.
+Each message is cut into tokens, what a program fills in (anything with a digit, hosts, paths,
+values with their unit, `key=value` values, dates) becomes `<*>`, and the message is routed by
+its token count and its first constant tokens to a short list of clusters; it joins the one
+whose constants it all shares (or founds a new one).
 
-What differs from drain3, and why one configuration is enough (bench/logmining.py shows it):
+What differs from drain3, and why one configuration is enough (bench/logmining.py judges it
+leave-systems-out: rules are kept for how log statements are written, not for one file):
 - the whole line goes in, header included, with no per-format setting: a header that ends in a
   level word (`<date> <time> INFO [thread name] ...`, `... RAS KERNEL FATAL ...`) and a syslog
   header (`Jun 14 15:16:01 host prog[pid]: `) are recognised and dropped, the level kept as a
   marker (`<INFO>`) that neither routes nor splits a template; elsewhere date parts, times and
   pids are masked, month and weekday names too, and `|` separates tokens like a blank does;
-- routing skips masked tokens, so a timestamp prefix does not flatten the tree;
-- similarity counts only the cluster's constant positions, `key=value` keeps its key, runs of
-  variables collapse into one `<*>` (lists of ids of any length), and empty `()` is a variable.
-Template ids are stable: the hash of the template a cluster was founded with. A miner can be
+- routing skips masked tokens, so a timestamp or a host first does not flatten the tree;
+- a word is not made a variable because it resembles another (similarity 1.0, where Drain needs
+  a threshold per system): a position becomes a variable by the shape of a value or when
+  several different words are seen in it, everything else alike (`RULES`: siblings, subsume);
+  runs of variables collapse into one `<*>` (lists of any length), and empty `()` is a variable.
+Template ids are stable: the hash of the template a cluster was founded with. A cluster merged
+into another keeps its id as an alias (`clusters[old_id]` is the survivor). A miner can be
 seeded with stored clusters, so ids (and the baselines keyed by them) survive restarts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-WILDCARD = "<*>"
-MINER_VERSION = 2
-"""Bumped when tokenizing changes the template a line gets (2: line headers dropped). A log group
-mined by another version re-warms before it alerts on new templates, so an upgrade does not
-page for every template it now spells differently."""
+from aiops_agent.logs.tokens import (
+    ALL_RULES,
+    RULES,
+    WILDCARD,
+    is_enum,
+    is_level_marker,
+    tokenize,
+    worse_level,
+)
 
-_MASKS: tuple[str, ...] = (
-    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",  # uuid
-    r"(?:/?\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?::\d+)?)",  # ipv4[:port]
-    r"\b0[xX][0-9a-fA-F]+\b",  # hex literal
-    r"\b[0-9a-fA-F]{16,}\b",  # long hex ids
-)
-_MASK_RE = re.compile("|".join(_MASKS))
-_SPLIT_RE = re.compile(r"[\s|]+")
-_KEYED_RE = re.compile(r"^([A-Za-z_][A-Za-z_.\-]+[:=])(.+)$")
-_DIGIT_RE = re.compile(r"\d")
-_VARIABLE_RE = re.compile(r"\d|<\*>")
-_EMPTY = frozenset({"()", "[]", "{}", "''", '""', "<>"})
-_CALENDAR = frozenset(
-    [
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "may",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "oct",
-        "nov",
-        "dec",
-        "mon",
-        "tue",
-        "wed",
-        "thu",
-        "fri",
-        "sat",
-        "sun",
-    ]
-)
+__all__ = [
+    "ALL_RULES",
+    "MINER_VERSION",
+    "RULES",
+    "WILDCARD",
+    "Cluster",
+    "MinerConfig",
+    "TemplateMiner",
+    "template_id_for",
+    "tokenize",
+]
+
+MINER_VERSION = 3
+"""Bumped when tokenizing changes the template a line gets (2: line headers dropped; 3: hosts,
+paths, units and `key=value` values are variables). A log group mined by another version
+re-warms before it alerts on new templates, so an upgrade does not page for every template it
+now spells differently."""
+
+SIBLINGS = 3
+"""Distinct words seen in one position, all else alike, that make it a variable."""
+SIBLINGS_SHARE = 2
+"""Words siblings must have in common besides, and that a template must hold to subsume others:
+one-word messages are not siblings, and `<*> done` says too little to take in `x done`."""
 
 
 @dataclass(frozen=True)
 class MinerConfig:
     """The one default configuration; fields exist for tests and experiments, not for tuning."""
 
-    similarity: float = 0.7
-    """Fraction of the cluster's constant positions that must agree for a message to join it."""
+    similarity: float = 1.0
+    """Fraction of the cluster's constant positions that must agree for a message to join it.
+    1.0: a word differing from a cluster's is not taken for a variable on resemblance alone
+    (`Accepted`/`Failed`, `bytes`/`values`, `NEW`/`RUNNING` are words of different statements);
+    a position becomes a variable on evidence: a value with a digit, a host, a path (tokenizing),
+    or SIBLINGS different words in it (rules `siblings`, `subsume`). Drain's 0.4-0.7 merges on
+    resemblance and needs a threshold fitted per system; leave-systems-out in bench/ says 1.0."""
     prefix_depth: int = 2
     """Constant tokens used to route a message before similarity is computed."""
     max_children: int = 100
-
-
-_LEVEL_RANK: dict[str, int] = {
-    "trace": 0,
-    "debug": 1,
-    "info": 2,
-    "notice": 3,
-    "warn": 4,
-    "warning": 4,
-    "err": 5,
-    "error": 5,
-    "severe": 6,
-    "crit": 7,
-    "critical": 7,
-    "alert": 8,
-    "fatal": 9,
-    "emerg": 9,
-}
-"""Level words, by severity: a template whose lines come at several levels shows the worst."""
-_LEVELS = frozenset(_LEVEL_RANK)
-_CALENDAR_OR_LEVELS = _CALENDAR | _LEVELS
-_HEADERISH_RE = re.compile(r"\d|<\*>|^-$|^[A-Z][A-Z_]*$")
-"""Holds a digit or a mask, or is `-` or an all-caps tag (`RAS`, `KERNEL`, `INFO`)."""
-_SYSLOG_RE = re.compile(
-    r"^(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) +\S+ +"
-    r"[^\s:\[]+(?:\[\d*\])?: "
-)
-"""A syslog header (`Jun 14 15:16:01 host prog[pid]: `, or with an ISO time): time, host, tag."""
-_HEADER_SCAN = 12
-"""Leading tokens searched for a header that ends in a level word."""
-_THREAD_SPAN = 8
-"""Most tokens a `[thread name]` right after the level may span."""
-
-
-def _is_level(tok: str) -> bool:
-    return tok.strip("[]():<>").lower() in _LEVELS
-
-
-def level_marker(tok: str) -> str:
-    """The token a header's level word becomes: `[error]` and `ERROR` both give `<ERROR>`."""
-    return f"<{tok.strip('[]():<>').upper()}>"
-
-
-def is_level_marker(tok: str) -> bool:
-    return len(tok) > 2 and tok[0] == "<" and tok[-1] == ">" and tok[1:-1].lower() in _LEVELS
-
-
-def _worse_level(a: str, b: str) -> str:
-    return a if _LEVEL_RANK[a[1:-1].lower()] >= _LEVEL_RANK[b[1:-1].lower()] else b
-
-
-def _header_like(tok: str) -> bool:
-    """A token a line header is made of: a number/date/address, `-`, or an all-caps tag."""
-    return (
-        _HEADERISH_RE.search(tok) is not None
-        or tok.strip("[](),.:<>").lower() in _CALENDAR_OR_LEVELS
-    )
-
-
-def strip_header(tokens: list[str]) -> list[str]:
-    """`tokens` without their line header, the level word kept as a marker (`<INFO>`).
-
-    A header is a run of header-like tokens (timestamps, node ids, `-`, all-caps tags such as
-    `RAS KERNEL`) that ends with a level word (`INFO`, `[error]`, ...), optionally followed by a
-    `[thread name]`. These vary with where and when a line was written, not with what it says:
-    kept, they split one message into many templates (a thread name per template) or their
-    constant tags make different short messages look alike. The level stays in the template
-    (it says how bad the message is) but does not split it: the miner routes and compares
-    without it, and a template seen at several levels shows the worst. A line without such a
-    header, a bare message, is left as it is.
-    """
-    level = -1
-    for i, tok in enumerate(tokens[:_HEADER_SCAN]):
-        if not _header_like(tok):
-            break
-        if _is_level(tok):
-            level = i
-    if level < 1:  # no header before the level word: a bare message, spelled as it came
-        return tokens
-    rest = level + 1
-    if rest < len(tokens) and tokens[rest].startswith("["):
-        for j in range(rest, min(len(tokens), rest + _THREAD_SPAN)):
-            if tokens[j].endswith("]"):
-                rest = j + 1
-                break
-    return [level_marker(tokens[level]), *tokens[rest:]]
-
-
-def tokenize(message: str) -> list[str]:
-    """Masked tokens of `message` (its header dropped, see `strip_header`): anything holding
-    a digit, and date words, become `<*>`."""
-    syslog = _SYSLOG_RE.match(message)
-    if syslog is not None:
-        message = message[syslog.end() :]
-    masked = _MASK_RE.sub(WILDCARD, message)
-    out: list[str] = []
-    tokens = strip_header([t for t in _SPLIT_RE.split(masked) if t])
-    if tokens and is_level_marker(tokens[0]):  # the only place a level marker can be
-        out.append(tokens[0])
-        tokens = tokens[1:]
-    for tok in tokens:
-        keyed = _KEYED_RE.match(tok)
-        if keyed is not None and (WILDCARD in keyed[2] or _DIGIT_RE.search(keyed[2])):
-            out.append(keyed[1] + WILDCARD)
-        elif (
-            tok in _EMPTY
-            or _VARIABLE_RE.search(tok) is not None
-            or (tok.strip("[](),.:").lower() in _CALENDAR)
-        ):
-            if not out or out[-1] != WILDCARD:
-                out.append(WILDCARD)
-        else:
-            out.append(tok)
-    return out
+    rules: frozenset[str] = RULES
+    """Named tokenizing/merging rules (see `RULES`); the bench's ablations switch one off."""
 
 
 def template_id_for(tokens: Iterable[str]) -> str:
@@ -201,6 +90,11 @@ class Cluster:
     template_id: str
     tokens: list[str]
     size: int = 0
+    routes: list[tuple[object, ...]] = field(default_factory=list, repr=False, compare=False)
+    """The routes it is listed under."""
+    absorbed: bool = False
+    """Merged into another cluster (see `siblings`): no longer matched; its id resolves to the
+    survivor through `TemplateMiner.clusters`."""
 
     @property
     def template(self) -> str:
@@ -209,11 +103,18 @@ class Cluster:
 
 @dataclass
 class TemplateMiner:
-    """Streaming miner. `add` learns and returns the message's cluster."""
+    """Streaming miner. `add` learns and returns the message's cluster.
+
+    `clusters` maps every id ever given out to its cluster: an id whose cluster was merged into
+    another (rule `siblings`) maps to the survivor, so `clusters[tid].template_id` is the final
+    id of a line mined earlier."""
 
     config: MinerConfig = field(default_factory=MinerConfig)
     clusters: dict[str, Cluster] = field(default_factory=dict)
     _routes: dict[tuple[object, ...], list[Cluster]] = field(default_factory=dict)
+    _by_length: dict[int, list[Cluster]] = field(default_factory=dict)
+    _generalized: dict[int, list[Cluster]] = field(default_factory=dict)
+    """By length, the clusters that absorbed siblings: reachable from any route."""
 
     def seed(self, template_id: str, template: str) -> Cluster:
         """Restore a stored cluster (its id and template) before any message is added."""
@@ -221,9 +122,56 @@ class TemplateMiner:
         if existing is not None:
             return existing
         cluster = Cluster(template_id, template.split(" ") if template else [])
-        self.clusters[template_id] = cluster
-        self._routes.setdefault(self._route(cluster.tokens), []).append(cluster)
+        self._register(cluster, self._route(cluster.tokens))
         return cluster
+
+    def _register(self, cluster: Cluster, route: tuple[object, ...]) -> None:
+        self.clusters[cluster.template_id] = cluster
+        self._listed(cluster, route)
+        self._by_length.setdefault(len(cluster.tokens), []).append(cluster)
+
+    def _listed(self, cluster: Cluster, route: tuple[object, ...]) -> None:
+        self._routes.setdefault(route, []).append(cluster)
+        cluster.routes.append(route)
+
+    def _absorb(self, survivor: Cluster, other: Cluster) -> None:
+        """`other` merges into `survivor`: its id resolves to it, its routes lead to it."""
+        survivor.tokens = _merge(survivor.tokens, other.tokens)
+        survivor.size += other.size
+        other.absorbed = True
+        self.clusters[other.template_id] = survivor
+        for route in other.routes:
+            listed = self._routes[route]
+            if survivor in listed:
+                listed.remove(other)
+            else:
+                listed[listed.index(other)] = survivor
+                survivor.routes.append(route)
+
+    def _subsume(self, general: Cluster) -> Cluster:
+        """Merge the clusters `general` covers (same length, its constants in place) into the
+        oldest of them: `user webmaster from <*>` is a line of `user <*> from <*>`. Returns the
+        survivor, which takes the general template."""
+        constants = sum(t != WILDCARD and not is_level_marker(t) for t in general.tokens)
+        if constants < SIBLINGS_SHARE:  # `<*>` or `<*> done` covers too much to say
+            return general
+        family = [
+            c
+            for c in self._by_length.get(len(general.tokens), ())
+            if c is general
+            or (
+                not c.absorbed
+                and all(a in (WILDCARD, b) for a, b in zip(general.tokens, c.tokens, strict=True))
+            )
+        ]
+        if len(family) == 1:
+            return general
+        survivor = family[0]
+        tokens = general.tokens
+        for other in family[1:]:
+            self._absorb(survivor, other)
+        survivor.tokens = _merge(survivor.tokens, tokens)
+        return survivor
 
     def _route(self, tokens: list[str]) -> tuple[object, ...]:
         key: list[object] = [len(tokens)]
@@ -231,33 +179,89 @@ class TemplateMiner:
             if len(key) > self.config.prefix_depth:
                 break
             if tok != WILDCARD and not is_level_marker(tok):
-                key.append(tok)
+                eq = tok.find("=")  # `key=value`: the key routes, the value may vary
+                key.append(tok if eq < 1 else tok[: eq + 1])
         return tuple(key)
 
     def add(self, message: str) -> Cluster:
-        tokens = tokenize(message)
+        tokens = tokenize(message, self.config.rules)
         route = self._route(tokens)
         candidates = self._routes.setdefault(route, [])
         best = self._best(candidates, tokens)
+        rules = self.config.rules
+        if best is None and "any_route" in rules:
+            best = self._best(self._by_length.get(len(tokens), []), tokens)
+            if best is not None:
+                self._listed(best, route)
+        if best is None and "siblings" in rules:
+            best = self._best(self._generalized.get(len(tokens), []), tokens)
+            best = best or self._absorb_siblings(tokens)
+            if best is not None and best not in candidates:
+                self._listed(best, route)
+        generalized = False
         if best is None:
             tid = template_id_for(tokens)
             while tid in self.clusters:  # the same text founded twice (after a merge): re-hash
                 tid = template_id_for([tid, *tokens])
             best = Cluster(tid, tokens)
-            self.clusters[tid] = best
-            candidates.append(best)
+            self._register(best, route)
+            generalized = WILDCARD in tokens
         else:
-            merged = [a if a == b else WILDCARD for a, b in zip(best.tokens, tokens, strict=True)]
-            if merged and merged[0] == WILDCARD:  # two levels: the template shows the worse
-                merged[0] = _merge_levels(best.tokens[0], tokens[0])
+            merged = _merge(best.tokens, tokens)
+            generalized = merged != best.tokens
             best.tokens = merged
+        if generalized and "subsume" in rules:
+            best = self._subsume(best)
         best.size += 1
         return best
 
+    def _absorb_siblings(self, tokens: list[str]) -> Cluster | None:
+        """The cluster that `tokens` and its siblings merge into, when there are enough of them.
+
+        A sibling is a cluster of the same length that differs from `tokens` in exactly one
+        position holding a word on both sides (not a level, not an ALL-CAPS enumerated word).
+        When `SIBLINGS` distinct words have been seen in that one position with everything
+        else alike, the position holds a variable (a user, a service, a queue name) rather than
+        a word of the statement: the siblings merge into the oldest, which takes the message.
+        """
+        by_position: dict[int, list[Cluster]] = {}
+        enums = "enums" in self.config.rules
+        for cluster in self._by_length.get(len(tokens), ()):
+            if cluster.absorbed:
+                continue
+            where = -1
+            shared = 0
+            for i, (a, b) in enumerate(zip(cluster.tokens, tokens, strict=True)):
+                if a == b:
+                    shared += a != WILDCARD and not is_level_marker(a)
+                elif a != WILDCARD and b != WILDCARD:
+                    if where >= 0 or is_level_marker(a) or (enums and (is_enum(a) or is_enum(b))):
+                        where = -2
+                        break
+                    where = i
+            if where >= 0 and shared >= SIBLINGS_SHARE:
+                by_position.setdefault(where, []).append(cluster)
+        for where, siblings in by_position.items():
+            words = {c.tokens[where] for c in siblings}
+            if len(words | {tokens[where]}) < SIBLINGS:
+                continue
+            survivor, *others = siblings
+            for other in others:
+                self._absorb(survivor, other)
+            survivor.tokens[where] = WILDCARD
+            generalized = self._generalized.setdefault(len(tokens), [])
+            if survivor not in generalized:
+                generalized.append(survivor)
+            return survivor
+        return None
+
     def match(self, message: str) -> Cluster | None:
         """The cluster `message` would join, without learning from it."""
-        tokens = tokenize(message)
-        return self._best(self._routes.get(self._route(tokens), []), tokens)
+        tokens = tokenize(message, self.config.rules)
+        found = self._best(self._routes.get(self._route(tokens), []), tokens)
+        if found is None and "any_route" in self.config.rules:
+            found = self._best(self._by_length.get(len(tokens), []), tokens)
+        return found
 
     def _best(self, candidates: list[Cluster], tokens: list[str]) -> Cluster | None:
         n = len(tokens)
@@ -268,14 +272,23 @@ class TemplateMiner:
         threshold = self.config.similarity
         best: Cluster | None = None
         best_key = (-1.0, -1)
+        enums = "enums" in self.config.rules
         for cluster in candidates:
+            if cluster.absorbed:
+                continue
             same = 0
             params = 0
+            clash = False
             for a, b in zip(cluster.tokens, tokens, strict=True):
                 if a == WILDCARD:
                     params += 1
                 elif a == b:
                     same += 1
+                elif enums and is_enum(a) and is_enum(b):
+                    clash = True
+                    break
+            if clash:
+                continue
             if is_level_marker(cluster.tokens[0]):  # a level neither joins nor splits
                 params += 1
                 same -= cluster.tokens[0] == tokens[0]
@@ -287,7 +300,14 @@ class TemplateMiner:
         return best
 
 
+def _merge(template: list[str], tokens: list[str]) -> list[str]:
+    merged = [a if a == b else WILDCARD for a, b in zip(template, tokens, strict=True)]
+    if merged and merged[0] == WILDCARD:  # two levels: the template shows the worse
+        merged[0] = _merge_levels(template[0], tokens[0])
+    return merged
+
+
 def _merge_levels(a: str, b: str) -> str:
     if is_level_marker(a) and is_level_marker(b):
-        return _worse_level(a, b)
+        return worse_level(a, b)
     return WILDCARD

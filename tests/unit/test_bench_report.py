@@ -114,3 +114,11 @@ def test_the_latency_reading_says_when_the_feeder_fell_short() -> None:
     assert "sent only 16.8/s" in text and "backlog up to 775" in text
     kept_up = {**run, "rate_target": 10.0, "rate_sent": 10.0, "feeder_short_of_target": False}
     assert "sent only" not in reading([kept_up])
+
+
+def test_out_of_fold_grouping_is_a_target_of_its_own() -> None:
+    mining = _mining(raw_bgl=1.0)
+    mining["summary"]["ours_content_out_of_fold_avg_ga"] = 0.91
+    rows = {r[0]: r for r in _log_targets({"logmining": mining})}
+    assert rows["`logs mine` GA out of fold, content (avg)"][2:4] == [0.91, False]
+    assert "`logs mine` GA out of fold, raw (avg)" not in rows  # not measured: no row
