@@ -200,6 +200,23 @@ def processes(rng: random.Random, n: int) -> list[Line]:
     return out
 
 
+def lifecycle(rng: random.Random, n: int) -> list[Line]:
+    """A VM manager: Capitalized event names are the statement's words, pools are values."""
+    out: list[Line] = []
+    events = ("Started", "Paused", "Resumed", "Stopped")
+    for _ in range(n):
+        vm = "-".join(f"{rng.randrange(16**8):08x}" for _ in range(2))
+        r = rng.random()
+        if r < 0.6:
+            event = rng.choice(events)
+            out.append((f"[vm: {vm}] VM {event} (state change)", f"vm-{event}"))
+        else:
+            pool = rng.choice(_WORDS)
+            line = f"[vm: {vm}] placed in pool {pool} after {_duration(rng)}"
+            out.append((line, "placed"))
+    return out
+
+
 STYLES: dict[str, Style] = {
     "transfers": transfers,
     "web": web,
@@ -207,6 +224,7 @@ STYLES: dict[str, Style] = {
     "leading_variables": leading_variables,
     "service": service,
     "processes": processes,
+    "lifecycle": lifecycle,
 }
 
 

@@ -32,6 +32,7 @@ from aiops_agent.logs.tokens import (
     ALL_RULES,
     RULES,
     WILDCARD,
+    is_capitalized,
     is_enum,
     is_level_marker,
     tokenize,
@@ -226,6 +227,8 @@ class TemplateMiner:
         """
         by_position: dict[int, list[Cluster]] = {}
         enums = "enums" in self.config.rules
+        capitalized = "capitalized" in self.config.rules
+        first = 1 if tokens and is_level_marker(tokens[0]) else 0
         for cluster in self._by_length.get(len(tokens), ()):
             if cluster.absorbed:
                 continue
@@ -235,7 +238,12 @@ class TemplateMiner:
                 if a == b:
                     shared += a != WILDCARD and not is_level_marker(a)
                 elif a != WILDCARD and b != WILDCARD:
-                    if where >= 0 or is_level_marker(a) or (enums and (is_enum(a) or is_enum(b))):
+                    if (
+                        where >= 0
+                        or is_level_marker(a)
+                        or (enums and (is_enum(a) or is_enum(b)))
+                        or (capitalized and i > first and (is_capitalized(a) or is_capitalized(b)))
+                    ):
                         where = -2
                         break
                     where = i

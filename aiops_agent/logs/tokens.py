@@ -43,13 +43,18 @@ _CALENDAR = frozenset(
 
 
 ALL_RULES: frozenset[str] = frozenset(
-    {"hosts", "paths", "units", "enums", "any_route", "kv_values", "siblings", "subsume"}
+    {
+        *("hosts", "paths", "units", "kv_values"),
+        *("enums", "capitalized", "siblings", "subsume", "any_route"),
+    }
 )
 """- hosts: host names (`db.example.com`, `host:port`) and e-mail addresses are variables, and a
   dotted host is never taken for a `key:` (`proxy.example.com:8080` is one variable);
 - paths: file paths and URLs (`/var/log/x`, `C:\\dir\\f`, `./a`, `hdfs://...`) are variables;
 - units: a unit word right after a number (`5.2 KB`, `<1 sec`, `1190 bytes (1.16 KB)`) is part of
   the value, so a field printed with a varying unit or an optional human size is one variable;
+- capitalized: past the first word, a Capitalized word (`VM Started`/`VM Paused`) is never
+  taken for a variable by `siblings`;
 - enums: two different ALL-CAPS words in one position (`NEW`/`RUNNING`, `GET`/`POST`) are
   enumerated constants, never generalized into one template;
 - kv_values: the value of `key=value` is a variable even without a digit (`user=root`): the
@@ -175,6 +180,7 @@ _UNITS = frozenset(
     }
 )
 _CAPS_RE = re.compile(r"^[A-Z][A-Z_]+$")
+_CAPITALIZED_RE = re.compile(r"^[A-Z][a-z]{2,}$")
 
 
 def _is_host(tok: str) -> bool:
@@ -205,6 +211,13 @@ def _is_unit(tok: str) -> bool:
 def is_enum(tok: str) -> bool:
     """An ALL-CAPS word (`RUNNING`, `"GET`): an enumerated constant of the statement."""
     return _CAPS_RE.match(tok.strip("\"'([{,;.:)]}")) is not None
+
+
+def is_capitalized(tok: str) -> bool:
+    """A Capitalized word (`Started`, `Paused`): past a message's first word, a name the
+    statement gives (an event, a state), not a value it fills in (users and hosts are spelled
+    lowercase)."""
+    return _CAPITALIZED_RE.match(tok.strip("\"'([{,;.:)]}")) is not None
 
 
 def _classify(tok: str, rules: frozenset[str]) -> str:

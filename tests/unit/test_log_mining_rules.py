@@ -152,3 +152,15 @@ def test_logs_mine_gives_lines_mined_before_a_merge_the_final_id(
     assert [r["line"] for r in rows] == [1, 2, 3, 4]
     assert len({r["template_id"] for r in rows}) == 1
     assert {r["template"] for r in rows} == {"<*> logged out of the console"}
+
+
+def test_capitalized_event_names_are_not_taken_for_a_variable() -> None:
+    events = ("Started", "Paused", "Resumed", "Stopped")
+    lines = [f"[vm: {i:08x}] VM {e} (state change)" for i, e in enumerate(events * 2)]
+    ids = _ids(TemplateMiner(), lines)
+    assert len(set(ids)) == 4 and ids[:4] == ids[4:]
+    merged = _ids(TemplateMiner(MinerConfig(rules=RULES - {"capitalized"})), lines)
+    assert len(set(merged)) == 1
+    # the first word is capitalized by sentence case: it may still be a variable
+    names = _ids(TemplateMiner(), [f"{u} signed the release notes" for u in ("Ann", "Bob", "Cyd")])
+    assert len(set(names)) == 1
