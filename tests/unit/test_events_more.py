@@ -2,9 +2,9 @@
 expected.json says, which was written before the agent ever ran on them.
 
 Each AWS event is handled (exit 0) with the expected classification, resource, severity (where
-the expectation names one) and never a plan; the one payload that is no event at all exits 2.
-The split (`dev`: used to write the rules, `heldout`: not) is reported by the note, not here:
-both halves must pass.
+the expectation names one) and never a plan; what is no AWS event at all exits 2. The split
+(`dev`: used to write the rules, `heldout`: not, `fresh`: gathered after) is reported by the
+note, not here: every part must pass.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_every_payload_has_an_expectation_and_a_source() -> None:
     for name, source, licence in rows:
         assert ("@" in source and ":" in source) or "search-index file id" in source, name
         assert licence.strip(), name
-    assert {e["split"] for e in EXPECTED.values()} == {"dev", "heldout"}
+    assert {e["split"] for e in EXPECTED.values()} == {"dev", "heldout", "fresh"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
