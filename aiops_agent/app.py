@@ -43,6 +43,7 @@ from aiops_agent.obs.metrics import Metrics
 from aiops_agent.settings import Settings
 from aiops_agent.sources.sqs import SqsConsumer
 from aiops_agent.sources.sweeper import Sweeper
+from aiops_agent.store.control import DynamoControlStore
 from aiops_agent.store.coordination import DynamoCoordination
 from aiops_agent.store.dynamodb import DynamoIncidentStore
 
@@ -190,7 +191,14 @@ async def run_daemon(
                 bedrock_clients=bedrock_clients,
                 own_principals=await own_principals(clients),
             )
-            console = build_console(settings, parts.store, parts.engine.answer_review, metrics)
+            console = build_console(
+                settings,
+                parts.store,
+                parts.engine.answer_review,
+                metrics,
+                control=DynamoControlStore(clients, settings.patterns_table),
+                now=parts.clock.now,
+            )
             http = await start_http_server(
                 parts.health, metrics, settings.http_host, settings.http_port, console
             )

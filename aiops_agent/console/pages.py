@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 
 from aiops_agent.console.auth import COOKIE_PATH, SESSION_COOKIE, clean_name, secure_cookies
+from aiops_agent.console.controls import CONTROL_NOTICES, ControlDeps, add_control_routes
 from aiops_agent.console.web import PREFIX, ConsoleDeps
 from aiops_agent.domain.machine import InvalidTransition
 from aiops_agent.domain.messages import Approved, Rejected
@@ -26,6 +27,7 @@ from aiops_agent.domain.ports import ConflictError
 
 log = structlog.get_logger(__name__)
 
+CONTROLS_ON = web.AppKey("controls_on", bool)
 LIST_LIMIT = 100
 """Incidents on one list page: every open one first, then the newest closed ones."""
 MAX_REASON = 500
@@ -72,12 +74,14 @@ def render(
     request: web.Request, template: str, *, status: int = 200, **context: Any
 ) -> web.Response:
     principal = request.get("principal")
-    notice = NOTICES.get(request.query.get("done", ""))
+    done = request.query.get("done", "")
+    notice = NOTICES.get(done) or CONTROL_NOTICES.get(done)
     html = _ENV.get_template(template).render(
         prefix=PREFIX,
         principal=principal,
         notice=notice,
         states=[s.value for s in WorkflowState],
+        controls=request.config_dict.get(CONTROLS_ON, False),
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -167,6 +171,9 @@ def add_routes(app: web.Application, deps: ConsoleDeps) -> None:
     app.router.add_get("/signin", signin_page)
     app.router.add_post("/signin", signin)
     app.router.add_post("/signout", signout)
+    if deps.control is not None:
+        app[CONTROLS_ON] = True
+        add_control_routes(app, ControlDeps(store=deps.control, now=deps.now), render, PREFIX)
 
 
 def _next(raw: str | None) -> str:

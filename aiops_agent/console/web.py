@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 import structlog
@@ -27,7 +28,7 @@ from aiops_agent.console.auth import (
 )
 from aiops_agent.domain.messages import Approved, Rejected
 from aiops_agent.domain.models import Incident
-from aiops_agent.domain.ports import IncidentStore
+from aiops_agent.domain.ports import ControlStore, IncidentStore
 from aiops_agent.obs.metrics import Metrics
 from aiops_agent.settings import Settings
 
@@ -66,6 +67,9 @@ class ConsoleDeps:
     auth: Authenticator
     token_auth: TokenAuth | None
     session_seconds: float
+    control: ControlStore | None = None
+    """Silences, freezes and the pause; None: the controls page is not offered."""
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def _with_headers(response: web.StreamResponse) -> web.StreamResponse:
@@ -168,7 +172,13 @@ def build_authenticator(
 
 
 def build_console(
-    settings: Settings, store: IncidentStore, review: Reviewer, metrics: Metrics
+    settings: Settings,
+    store: IncidentStore,
+    review: Reviewer,
+    metrics: Metrics,
+    *,
+    control: ControlStore | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> web.Application | None:
     """The console application, or None when `AIOPS_CONSOLE_AUTH` is `off`."""
     from aiops_agent.console import pages
@@ -183,7 +193,10 @@ def build_console(
         auth=auth,
         token_auth=token_auth,
         session_seconds=settings.console_session_hours * 3600,
+        control=control,
     )
+    if now is not None:
+        deps.now = now
     app = web.Application(middlewares=[security_headers, auth_middleware(deps)])
     pages.add_routes(app, deps)
     if keys is not None:

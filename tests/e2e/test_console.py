@@ -17,6 +17,7 @@ import pytest
 
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.domain.models import WorkflowState
+from aiops_agent.store.control import DynamoControlStore
 from aiops_agent.store.dynamodb import DynamoIncidentStore
 from tests.aws_proxy import AwsProxy
 from tests.e2e.agent_process import wait_for
@@ -270,3 +271,69 @@ async def test_missing_console_settings_stop_start_up_with_one_line(
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and variable in lines[0], lines
+
+
+async def test_silences_freezes_and_the_pause_from_the_console(
+    aws: AwsClients, make_stack: MakeStack, start_agent: StartAgent, moto_endpoint: str
+) -> None:
+    stack = await make_stack()
+    agent = await start_agent(stack, moto_endpoint, **TOKEN_CONSOLE)
+    control = DynamoControlStore(aws, stack.patterns_table)
+    async with ConsoleUser(agent.url) as alice:
+        await alice.sign_in("alice")
+        csrf = await alice.page_csrf("/console/controls")
+        silence = {"matchers": "resource_id=i-0abc*\nregion=us-east-1", "duration": "2h"}
+        # No CSRF token: refused, nothing stored.
+        status, _, _ = await alice.post("/console/controls/silences", {**silence, "reason": "x"})
+        assert status == 403
+        assert (await control.state()).silences == ()
+        # Bad input: the page says why, nothing stored.
+        for bad in ({"matchers": "colour=red"}, {"duration": "forever"}, {"duration": "90d"}):
+            status, _, html = await alice.post(
+                "/console/controls/silences",
+                {**silence, **bad, "reason": "maintenance", "csrf": csrf},
+            )
+            assert status == 409 and "silence:" in html
+        assert (await control.state()).silences == ()
+
+        status, headers, _ = await alice.post(
+            "/console/controls/silences", {**silence, "reason": "maintenance", "csrf": csrf}
+        )
+        assert status == 303 and headers["Location"].endswith("done=silence-added")
+        (added,) = (await control.state()).silences
+        assert added.author == "alice (token sign-in)" and added.reason == "maintenance"
+        assert [str(m) for m in added.matchers] == ["resource_id=i-0abc*", "region=us-east-1"]
+        _, _, html = await alice.get("/console/controls")
+        assert added.silence_id in html and "Silence added" not in html
+        status, _, _ = await alice.post(
+            f"/console/controls/silences/{added.silence_id}/expire", {"csrf": csrf}
+        )
+        assert status == 303
+        (ended,) = (await control.state()).silences
+        assert ended.expired_by == "alice (token sign-in)"
+
+        status, _, _ = await alice.post(
+            "/console/controls/freezes", {"duration": "4h", "reason": "release", "csrf": csrf}
+        )
+        assert status == 303
+        (freeze,) = (await control.state()).freezes
+        assert freeze.author == "alice (token sign-in)"
+        await alice.post(f"/console/controls/freezes/{freeze.freeze_id}/end", {"csrf": csrf})
+        assert (await control.state()).freezes[0].ended_by == "alice (token sign-in)"
+
+        status, _, _ = await alice.post(
+            "/console/controls/pause", {"reason": "bad deploy", "csrf": csrf}
+        )
+        assert status == 303
+        pause = (await control.state()).pause
+        assert pause.paused and pause.by == "alice (token sign-in)"
+        _, _, html = await alice.get("/console/controls")
+        assert "PAUSED" in html and "bad deploy" in html
+        status, _, html = await alice.post(
+            "/console/controls/pause", {"reason": "again", "csrf": csrf}
+        )
+        assert status == 409  # paused already: the page says so, nothing changes
+        assert (await control.state()).pause.reason == "bad deploy"
+        status, _, _ = await alice.post("/console/controls/resume", {"csrf": csrf})
+        assert status == 303
+        assert not (await control.state()).pause.paused

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from aiops_agent.console.auth import Principal, TokenAuth, clean_name, csrf_matches, secure_cookies
+from aiops_agent.console.controls import parse_duration
 from aiops_agent.console.pages import _next
 from aiops_agent.engine.runner import incident_link
 from aiops_agent.settings import SettingsError, load_settings
@@ -108,3 +110,12 @@ def test_notification_links_point_at_the_incidents_page() -> None:
     assert incident_link("https://ops.example.com", "inc-1") == want
     assert incident_link("https://ops.example.com/", "inc-1") == want
     assert incident_link("https://ops.example.com/console/", "inc-1") == want
+
+
+def test_control_durations() -> None:
+    assert parse_duration("90m") == timedelta(minutes=90)
+    assert parse_duration(" 2h ") == timedelta(hours=2)
+    assert parse_duration("30d") == timedelta(days=30)
+    for bad in ("", "2", "h", "0h", "31d", "2w", "-1h", "1.5h"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
