@@ -1,5 +1,6 @@
-# The cluster, the task definition and the service. No load balancer: nothing calls the agent
-# but Prometheus, which scrapes each task's /metrics on the HTTP port.
+# The cluster, the task definition and the service. No load balancer unless the operator console
+# is enabled (console.tf): otherwise nothing calls the agent but Prometheus, which scrapes each
+# task's /metrics on the HTTP port.
 
 resource "aws_ecs_cluster" "agent" {
   name = "${var.name}-agent"
@@ -30,6 +31,7 @@ locals {
       AIOPS_LOG_FORMAT                 = "json"
       AIOPS_VISIBILITY_TIMEOUT_SECONDS = tostring(local.visibility_timeout)
     },
+    local.console_environment,
     var.extra_environment,
   )
 
@@ -141,6 +143,15 @@ resource "aws_ecs_service" "agent" {
     rollback = true
   }
 
+  dynamic "load_balancer" {
+    for_each = aws_lb_target_group.console
+    content {
+      target_group_arn = load_balancer.value.arn
+      container_name   = local.container_name
+      container_port   = var.http_port
+    }
+  }
+
   network_configuration {
     subnets          = var.subnet_ids
     security_groups  = [aws_security_group.agent.id]
@@ -150,4 +161,7 @@ resource "aws_ecs_service" "agent" {
   lifecycle {
     ignore_changes = [desired_count] # owned by the auto scaling below
   }
+
+  # With the console on, the target group must be behind a listener before the service uses it.
+  depends_on = [aws_lb_listener_rule.console]
 }

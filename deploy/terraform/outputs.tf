@@ -47,3 +47,8 @@ output "log_group_name" {
   description = "The agent's own logs."
   value       = aws_cloudwatch_log_group.agent.name
 }
+
+output "console_alb_dns_name" {
+  description = "The console ALB's DNS name (point console_url's host at it); empty when off."
+  value       = var.console_enabled ? aws_lb.console[0].dns_name : ""
+}

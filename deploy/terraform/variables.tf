@@ -153,3 +153,72 @@ variable "extra_environment" {
   type        = map(string)
   default     = {}
 }
+
+# ------------------------------------------------------------------ the operator console (off)
+
+variable "console_enabled" {
+  description = "Put the operator console (/console/*) behind an internal ALB with OIDC sign-in."
+  type        = bool
+  default     = false
+}
+
+variable "console_ingress_cidrs" {
+  description = "CIDRs allowed to reach the console ALB on 443 (VPN, office, bastion networks)."
+  type        = list(string)
+  default     = []
+}
+
+variable "console_subnet_ids" {
+  description = "Subnets of the internal console ALB (two or more AZs); empty: subnet_ids."
+  type        = list(string)
+  default     = []
+}
+
+variable "console_certificate_arn" {
+  description = "ACM certificate of the console's HTTPS listener (required with console_enabled)."
+  type        = string
+  default     = ""
+}
+
+variable "console_oidc" {
+  description = "The identity provider of the ALB's authenticate-oidc action (required with console_enabled)."
+  type = object({
+    issuer                 = string
+    authorization_endpoint = string
+    token_endpoint         = string
+    user_info_endpoint     = string
+    client_id              = string
+  })
+  default = null
+}
+
+variable "console_oidc_client_secret" {
+  description = "The OIDC client's secret (pass it with TF_VAR_console_oidc_client_secret)."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "console_session_seconds" {
+  description = "How long the ALB's OIDC session lasts before the user signs in again."
+  type        = number
+  default     = 43200
+}
+
+variable "console_url" {
+  description = "The console's public base URL (https://console.example.com): notifications link to incidents."
+  type        = string
+  default     = ""
+}
+
+variable "console_access_logs_bucket" {
+  description = "S3 bucket for the console ALB's access logs (empty: none)."
+  type        = string
+  default     = ""
+}
+
+variable "console_deletion_protection" {
+  description = "Deletion protection on the console ALB."
+  type        = bool
+  default     = true
+}
