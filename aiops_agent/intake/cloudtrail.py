@@ -61,6 +61,10 @@ class CloudTrailRecord(BaseModel):
     readOnly: bool | None = None
 
 
+def _lower_keys(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(key).lower(): value for key, value in mapping.items()}
+
+
 def validate_record(detail: Mapping[str, Any]) -> CloudTrailRecord:
     try:
         return CloudTrailRecord.model_validate(detail)
@@ -102,9 +106,11 @@ class CloudTrailCall:
         source = self.envelope.source
         return source.removeprefix("aws.") if source.startswith("aws.") else "unknown"
 
-    @property
+    @cached_property
     def identity(self) -> Mapping[str, Any]:
-        return self.record.userIdentity or {}
+        """`userIdentity` with lower-case keys: LookupEvents and some exporters spell them
+        `Type`, `Arn`, `SessionContext` where EventBridge says `type`, `arn`, `sessionContext`."""
+        return _lower_keys(self.record.userIdentity or {})
 
     @property
     def principal_type(self) -> str | None:
@@ -116,21 +122,21 @@ class CloudTrailCall:
         if arn:
             return arn
         if self.principal_type == "Root":
-            account = text_field(self.identity.get("accountId"), 32)
+            account = text_field(self.identity.get("accountid"), 32)
             return f"arn:aws:iam::{account}:root" if account else "root"
         return None
 
     @property
     def invoked_by(self) -> str | None:
-        return text_field(self.identity.get("invokedBy"), 128) or None
+        return text_field(self.identity.get("invokedby"), 128) or None
 
     @property
     def session_issuer(self) -> str | None:
-        context = self.identity.get("sessionContext")
-        issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
+        context = self.identity.get("sessioncontext")
+        issuer = _lower_keys(context).get("sessionissuer") if isinstance(context, dict) else None
         if not isinstance(issuer, dict):
             return None
-        return text_field(issuer.get("arn"), 512) or None
+        return text_field(_lower_keys(issuer).get("arn"), 512) or None
 
     @property
     def error_code(self) -> str | None:

@@ -157,3 +157,27 @@ def test_finding_scores_map_to_labels(score: float, scale: int, label: str) -> N
 )
 def test_resource_type_names_become_arn_service_names(cfn: str, short: str) -> None:
     assert type_of_cfn(cfn) == short
+
+
+def test_identity_keys_are_read_in_any_case_and_session_context_may_be_missing() -> None:
+    record = {
+        "eventVersion": "1.08",
+        "eventTime": "2026-11-25 10:00:00.000000000",
+        "eventSource": "kms.amazonaws.com",
+        "eventName": "ScheduleKeyDeletion",
+        "awsRegion": "eu-west-1",
+        "userIdentity": {
+            "Type": "AssumedRole",
+            "Arn": "arn:aws:sts::123456789012:assumed-role/ops/alice",
+            "SessionContext": {"SessionIssuer": {"Arn": "arn:aws:iam::123456789012:role/ops"}},
+        },
+        "requestParameters": {"keyId": "arn:aws:kms:eu-west-1:123456789012:key/k-1"},
+    }
+    (event,) = parse_event(record)
+    assert (event.resource_type, event.resource_id) == ("kms", "k-1")
+    assert event.principal == "arn:aws:sts::123456789012:assumed-role/ops/alice"
+    assert event.principal_type == "AssumedRole"
+    assert event.details["session_issuer"] == "arn:aws:iam::123456789012:role/ops"
+    del record["userIdentity"]["SessionContext"]  # type: ignore[attr-defined]
+    (bare,) = parse_event(record)
+    assert bare.principal == event.principal and "session_issuer" not in bare.details
