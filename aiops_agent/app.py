@@ -223,6 +223,7 @@ async def run_daemon(
                 clock=parts.clock,
                 health=parts.health,
                 period=settings.sweep_seconds,
+                stop_grace_s=settings.drain_seconds,
             )
             parts.health.mark_started()
             log.info(

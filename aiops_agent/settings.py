@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     `https://public-keys.auth.elb.{region}.amazonaws.com`. For tests and partitions."""
     console_session_hours: float = Field(default=12, gt=0, le=168)
     """How long a console sign-in lasts (token auth)."""
+    log_source: Literal["auto", "insights", "filter"] = "auto"
+    """Where the log analyzer counts: Logs Insights (`insights`), FilterLogEvents (`filter`), or
+    `auto`: Insights on AWS, FilterLogEvents on an emulator endpoint (whose Insights ignores
+    `filter` and `stats`)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

@@ -10,15 +10,23 @@ One window, `[start, start + period)`:
 3. commit the watermark (conditional: the window is analyzed once), save the templates;
 4. only anomalies are assessed; above `AIOPS_FAILURE_PROBABILITY_THRESHOLD` one proactive alert
    per window goes to SNS, and each template alerts at most once per suppression window.
+
+Liveness: the loop beats between windows and, while a query runs (Insights may take minutes),
+every `beat_every_s`, for at most `FETCH_BEAT_LIMIT_S` per query: a query that hangs longer than
+any deadline allows turns `/healthz` red. On stop the cycle is abandoned at once (queries are
+read-only; an uncommitted window is analyzed again later), running queries are stopped, and the
+group leases are released so that another replica takes the groups without waiting for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -47,11 +55,16 @@ from aiops_agent.logs.windows import due_windows, first_window_start, late_arriv
 from aiops_agent.obs.health import Health
 from aiops_agent.obs.metrics import Metrics
 from aiops_agent.settings import Settings
+from aiops_agent.sources.stopping import Abandoned, until_stopped
 
 log = structlog.get_logger(__name__)
 
 LOOP_NAME = "log_analyzer"
 BEAT_EVERY_S = 15.0
+FETCH_BEAT_LIMIT_S = 300.0
+"""The longest one count may keep the loop alive without finishing: above any query deadline
+(InsightsSource: 120 s, plus waiting for a concurrency slot), below a hang."""
+RELEASE_TIMEOUT_S = 5.0
 
 
 class Clock(Protocol):
@@ -119,9 +132,12 @@ class LogAnalyzer:
         )
         if source is None:
             # The emulators' Insights ignore filter and stats: count through FilterLogEvents.
-            emulated = settings.aws_endpoint_url is not None
-            source = FilterEventsSource(clients) if emulated else InsightsSource(clients)
+            insights = settings.log_source == "insights" or (
+                settings.log_source == "auto" and settings.aws_endpoint_url is None
+            )
+            source = InsightsSource(clients) if insights else FilterEventsSource(clients)
         self._source = source
+        self.beat_every_s = BEAT_EVERY_S
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._detector = Detector(self.config.detector)
         self._miners: dict[str, TemplateMiner] = {}
@@ -143,17 +159,32 @@ class LogAnalyzer:
             while not stop.is_set():
                 self._health.beat(LOOP_NAME)
                 try:
-                    await self.run_once()
+                    await until_stopped(self.run_once(), stop)
+                except Abandoned:
+                    log.info("logs.cycle_abandoned", reason="stopping")
                 except Exception:
                     log.exception("logs.cycle_failed")
                 await self._wait(stop, self._settings.log_poll_seconds)
         finally:
             self._health.unregister_loop(LOOP_NAME)
+            await self.release_leases()
+
+    async def release_leases(self) -> None:
+        """Give up every group lease held (at stop), together, bounded."""
+
+        async def release(group: str) -> None:
+            try:
+                await asyncio.wait_for(
+                    self._patterns.release_lease(group, self.owner), RELEASE_TIMEOUT_S
+                )
+                self._held.discard(group)
+            except Exception as exc:
+                log.warning("logs.lease_release_failed", log_group=group, error=str(exc))
+
+        async with asyncio.TaskGroup() as tasks:
             for group in sorted(self._held):
-                try:
-                    await asyncio.wait_for(self._patterns.release_lease(group, self.owner), 5)
-                except Exception as exc:
-                    log.warning("logs.lease_release_failed", log_group=group, error=str(exc))
+                tasks.create_task(release(group))
+        log.info("logs.leases_released", unreleased=len(self._held))
 
     async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -239,12 +270,31 @@ class LogAnalyzer:
     async def _fetch(self, group: str, start: int, end: int) -> WindowCounts:
         if end <= start:
             return WindowCounts()
-        counts = await self._source.count(group, start, end)
+        counts = await self._beating_while(self._source.count(group, start, end))
         self._metrics.log_bytes_scanned.inc(counts.bytes_scanned)
         self._budget.spend(self._clock.now(), counts.bytes_scanned)
         if counts.truncated:
             log.warning("logs.window_truncated", log_group=group, start_ms=start, end_ms=end)
         return counts
+
+    async def _beating_while(self, work: Awaitable[WindowCounts]) -> WindowCounts:
+        """`await work`, beating the loop every `beat_every_s` meanwhile, for at most
+        FETCH_BEAT_LIMIT_S (a slow query is progress; a hung one is not)."""
+        task = asyncio.ensure_future(work)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + FETCH_BEAT_LIMIT_S
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.beat_every_s)
+                if done:
+                    return task.result()
+                if loop.time() < until:
+                    self._health.beat(LOOP_NAME)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _window(
         self,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
+from botocore.exceptions import ClientError
 
 from aiops_agent.aws.clients import AwsClients
 
@@ -24,6 +25,8 @@ log = structlog.get_logger(__name__)
 
 RESULT_CAP = 10_000
 """GetQueryResults returns at most 10,000 rows."""
+MAX_START_BACKOFF_S = 30.0
+"""The longest wait between StartQuery attempts while the concurrency limit is reached."""
 
 SEVERITY_REGEX = (
     r"(?i)(error|exception|fail|fatal|critical|panic|timeout|timed out|refused|denied|"
@@ -125,36 +128,64 @@ class InsightsSource:
     async def count(self, group: str, start_ms: int, end_ms: int) -> WindowCounts:
         logs = await self._clients.client("logs")
         async with self._slots:
-            started = await asyncio.wait_for(
-                logs.start_query(
-                    logGroupName=group,
-                    # StartQuery takes epoch seconds, inclusive on both ends.
-                    startTime=start_ms // 1000,
-                    endTime=max(start_ms // 1000, (end_ms - 1) // 1000),
-                    queryString=insights_query(),
-                    limit=RESULT_CAP,
-                ),
-                self._call_timeout_s,
-            )
-            query_id = started["queryId"]
             deadline = time.monotonic() + self._deadline_s
-            while True:
-                resp = await asyncio.wait_for(
-                    logs.get_query_results(queryId=query_id), self._call_timeout_s
+            query_id = await self._start(logs, group, start_ms, end_ms, deadline)
+            try:
+                while True:
+                    resp = await asyncio.wait_for(
+                        logs.get_query_results(queryId=query_id), self._call_timeout_s
+                    )
+                    status = resp.get("status")
+                    if status == "Complete":
+                        query_id = ""  # ended: nothing to stop
+                        return parse_results(resp)
+                    if status in ("Failed", "Cancelled", "Timeout", "Unknown"):
+                        query_id = ""
+                        raise QueryFailed(f"query {resp.get('queryId', '')} ended {status}")
+                    if time.monotonic() >= deadline:
+                        raise QueryTimeout(f"query {query_id} still {status} after deadline")
+                    await asyncio.sleep(self._poll_s)
+            finally:
+                if query_id:  # abandoned (deadline, error, cancelled): free its slot on AWS
+                    await asyncio.shield(self._stop(logs, query_id))
+
+    async def _start(
+        self, logs: Any, group: str, start_ms: int, end_ms: int, deadline: float
+    ) -> str:
+        """StartQuery; while the account's concurrency limit is reached (LimitExceededException:
+        other replicas, dashboards), back off and try again until `deadline` (then QueryTimeout)."""
+        backoff = self._poll_s
+        while True:
+            try:
+                started = await asyncio.wait_for(
+                    logs.start_query(
+                        logGroupName=group,
+                        # StartQuery takes epoch seconds, inclusive on both ends.
+                        startTime=start_ms // 1000,
+                        endTime=max(start_ms // 1000, (end_ms - 1) // 1000),
+                        queryString=insights_query(),
+                        limit=RESULT_CAP,
+                    ),
+                    self._call_timeout_s,
                 )
-                status = resp.get("status")
-                if status == "Complete":
-                    return parse_results(resp)
-                if status in ("Failed", "Cancelled", "Timeout", "Unknown"):
-                    raise QueryFailed(f"query {query_id} ended {status}")
-                if time.monotonic() >= deadline:
-                    await self._stop(logs, query_id)
-                    raise QueryTimeout(f"query {query_id} still {status} after deadline")
-                await asyncio.sleep(self._poll_s)
+                return str(started["queryId"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "LimitExceededException":
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise QueryTimeout(
+                        f"no Insights query slot for {group} before the deadline"
+                    ) from exc
+                log.info("logs.query_limit_reached", log_group=group, retry_in_s=min(backoff, left))
+                await asyncio.sleep(min(backoff, left))
+                backoff = min(backoff * 2, MAX_START_BACKOFF_S)
 
     async def _stop(self, logs: Any, query_id: str) -> None:
         try:
-            await asyncio.wait_for(logs.stop_query(queryId=query_id), self._call_timeout_s)
+            await asyncio.wait_for(
+                logs.stop_query(queryId=query_id), min(self._call_timeout_s, 5.0)
+            )
         except Exception as exc:  # best effort: the query times out server-side anyway
             log.warning("logs.stop_query_failed", query_id=query_id, error=str(exc))
 

@@ -8,8 +8,9 @@ idempotent.
 A handler exception leaves the message for redelivery (the queue's redrive policy moves a message
 that keeps failing to the dead-letter queue). Input that can never be handled (a poison message)
 is forwarded to the dead-letter queue at once, with the reason, and deleted.
-On stop: receiving ends, in-flight messages get a bounded drain, and the messages of whatever is
-still running are made visible again for another consumer.
+On stop: receiving ends (the open long poll is let finish, and what it brings is made visible again
+at once), in-flight messages get a bounded drain, and the messages of whatever is still running
+are made visible again for another consumer.
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ class SqsConsumer:
             pass
         finally:
             stopping.cancel()
+        if not receive.done() and stop.is_set():
+            return await self._last_poll(sqs, receive)
         if not receive.done():
             receive.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -174,6 +177,25 @@ class SqsConsumer:
             return []
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
+
+    async def _last_poll(self, sqs: Any, receive: asyncio.Future[Any]) -> list[dict[str, Any]]:
+        """Stopping with a long poll open: let it finish and give back what it brings at once.
+
+        SQS completes a long poll whose caller has gone: a message arriving within its wait is
+        received for nobody and stays invisible for the whole visibility timeout (the next task
+        of a rolling deploy would wait that long for it). So the poll is awaited (at most its
+        wait) and whatever it returns is made visible again (ChangeMessageVisibility 0).
+        """
+        try:
+            async with asyncio.timeout(self._wait_seconds + 5):
+                response = await receive
+        except Exception as exc:
+            log.warning("sqs.last_receive_failed", error=repr(exc))
+            return []
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        if messages:
+            await self._release(sqs, messages)
+        return []
 
     async def _process_batch(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
         done: list[dict[str, Any]] = []

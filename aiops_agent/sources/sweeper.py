@@ -3,6 +3,9 @@
 Every `period` it asks the store for due incidents (a verification re-check whose time has come,
 an approval to carry on, a step whose worker died and whose lease expired) and resumes each.
 This is what makes "no coroutine outlives one step" safe: nothing waits in memory.
+
+On stop no further incident is taken, the one being resumed gets `stop_grace_s` to finish, and is
+then cancelled: its step lease runs out and any replica resumes it, as after a crash.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import structlog
 from aiops_agent.domain.ports import Clock, IncidentStore
 from aiops_agent.engine.engine import Engine
 from aiops_agent.obs.health import Health
+from aiops_agent.sources.stopping import Abandoned, until_stopped
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +34,7 @@ class Sweeper:
         period: float = 10.0,
         batch: int = 50,
         loop_name: str = "sweeper",
+        stop_grace_s: float = 20.0,
     ) -> None:
         self._store = store
         self._engine = engine
@@ -38,12 +43,15 @@ class Sweeper:
         self._period = period
         self._batch = batch
         self._loop_name = loop_name
+        self._stop_grace_s = stop_grace_s
         health.register_loop(loop_name, max_age_s=max(60.0, period * 6))
 
-    async def sweep_once(self) -> int:
-        """Resume every due incident once; returns how many were resumed."""
+    async def sweep_once(self, stop: asyncio.Event | None = None) -> int:
+        """Resume every due incident once (none after `stop`); returns how many were due."""
         due = await self._store.due(self._clock.now(), self._batch)
         for incident in due:
+            if stop is not None and stop.is_set():
+                break
             try:
                 await self._engine.resume(incident.incident_id)
             except Exception:
@@ -55,7 +63,9 @@ class Sweeper:
             self._health.beat(self._loop_name)
             try:
                 async with asyncio.timeout(max(60.0, self._period * 5)):
-                    await self.sweep_once()
+                    await until_stopped(self.sweep_once(stop), stop, self._stop_grace_s)
+            except Abandoned:
+                log.info("sweeper.stopped_mid_sweep", grace_s=self._stop_grace_s)
             except Exception:
                 log.exception("sweeper.failed")
             with contextlib.suppress(TimeoutError):
