@@ -3,7 +3,8 @@
 Signs in, opens the waiting incident, approves it and sees COMPLETED, with no JavaScript of the
 page's own and no Content-Security-Policy violation. Skips, saying why, where chromium or the
 `playwright` package (extra `browser`) is missing. With CONSOLE_SCREENSHOTS_DIR=DIR it also
-saves the screenshots docs/ carries (console-list.png, console-incident.png).
+saves the screenshots docs/ carries (console-list.png, console-incident.png,
+console-incident-completed.png, console-controls.png).
 """
 
 from __future__ import annotations
@@ -131,6 +132,15 @@ async def test_sign_in_open_the_waiting_incident_approve_it_and_see_completed(
             await page.screenshot(
                 path=str(shots / "console-incident-completed.png"), full_page=True
             )
+
+            # The controls page: a silence added through its form, listed with its author.
+            await page.click("text=Silences, freezes, pause")
+            await page.fill("textarea[name=matchers]", "resource_id=i-0abc*")
+            await page.fill("form[action$='/controls/silences'] input[name=reason]", "patching")
+            await page.click("text=Add silence")
+            await page.wait_for_url("**done=silence-added")
+            assert "alice (token sign-in)" in await page.locator("main").inner_text()
+            await page.screenshot(path=str(shots / "console-controls.png"), full_page=True)
         finally:
             await browser.close()
     assert violations == []
