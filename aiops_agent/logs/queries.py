@@ -201,11 +201,18 @@ class FilterEventsSource:
     """
 
     def __init__(
-        self, clients: AwsClients, *, max_pages: int = 100, call_timeout_s: float = 30.0
+        self,
+        clients: AwsClients,
+        *,
+        max_pages: int = 100,
+        call_timeout_s: float = 30.0,
+        page_size: int | None = None,
     ) -> None:
         self._clients = clients
         self._max_pages = max_pages
         self._call_timeout_s = call_timeout_s
+        self._page_size = page_size
+        """`limit` per call; None leaves AWS's default (up to 10,000 events or 1 MB a page)."""
 
     async def count(self, group: str, start_ms: int, end_ms: int) -> WindowCounts:
         logs = await self._clients.client("logs")
@@ -216,6 +223,8 @@ class FilterEventsSource:
             "startTime": start_ms,
             "endTime": end_ms - 1,  # inclusive in the API; our windows are half-open
         }
+        if self._page_size is not None:
+            kwargs["limit"] = self._page_size
         for _ in range(self._max_pages):
             resp = await asyncio.wait_for(logs.filter_log_events(**kwargs), self._call_timeout_s)
             for event in resp.get("events", []):

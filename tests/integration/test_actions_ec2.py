@@ -177,8 +177,10 @@ async def test_stop_start_resumes_a_stopped_instance(aws: AwsClients, unique: st
         "previous_state": "stopped",
         "stopped": False,
         "started": True,
-        "current_state": outcome.result["current_state"],
+        "current_state": outcome.result.get("current_state"),
     }
+    # What StartInstances reported for the instance (AWS: pending; moto starts it at once).
+    assert outcome.result["current_state"] in {"pending", "running"}
     assert await _state(aws, iid) == "running"
 
 

@@ -12,6 +12,7 @@ tests/unit.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -24,6 +25,7 @@ from aiops_agent.actions.iac import IacRestore
 from aiops_agent.actions.registry import ActionDeps
 from aiops_agent.actions.verifiers import RESTORED_FROM_TAG
 from aiops_agent.aws.clients import AwsClients
+from tests.aws_proxy import AwsProxy
 
 
 async def _project(aws: AwsClients, unique: str) -> str:
@@ -182,22 +184,33 @@ async def test_ec2_without_tagging_trusts_the_build_and_says_so(
 
 
 async def test_same_token_twice_and_a_long_token(aws: AwsClients, unique: str) -> None:
+    """AWS returns the first build for a repeated idempotencyToken (within 5 minutes); moto
+    ignores the token. So what is asserted is what reaches the API, through the proxy: the
+    incident's token as idempotencyToken on both calls (and in the build's environment), and a
+    token over CodeBuild's 64 characters sent as its SHA-256."""
     project = await _project(aws, unique)
-    action = IacRestore(ActionDeps(clients=aws, codebuild_project=project))
     token = f"inc-{unique}:0"
+    long_token = "x" * 200
+    async with (
+        AwsProxy(aws.endpoint_url or "") as proxy,
+        AwsClients(endpoint_url=proxy.url, max_attempts=1) as clients,
+    ):
+        action = IacRestore(ActionDeps(clients=clients, codebuild_project=project))
+        first = await action.execute(_params("fn"), token)
+        second = await action.execute(_params("fn"), token)
+        long = await action.execute(_params("fn"), long_token)
 
-    first = await action.execute(_params("fn"), token)
-    second = await action.execute(_params("fn"), token)
-    long = await action.execute(_params("fn"), "x" * 200)  # > 64 chars: sent hashed
-
-    # AWS returns the first build for a repeated token within 5 minutes; moto ignores the token
-    # and starts another. Both calls are accepted: that is what can be asserted here.
     assert first.ok and second.ok and long.ok
-    codebuild = await aws.client("codebuild")
-    ids = (await codebuild.list_builds_for_project(projectName=project))["ids"]
-    assert {first.result["build_id"], second.result["build_id"], long.result["build_id"]} <= set(
-        ids
-    )
+    starts = proxy.select("StartBuild")
+    assert [c.params.get("idempotencyToken") for c in starts] == [
+        token,
+        token,
+        hashlib.sha256(long_token.encode()).hexdigest(),
+    ]
+    for call, sent in zip(starts, (token, token, long_token), strict=True):
+        env = {v["name"]: v["value"] for v in call.params["environmentVariablesOverride"]}
+        assert env["AIOPS_INCIDENT_TOKEN"] == sent
+        assert call.params["projectName"] == project
 
 
 async def test_missing_project_is_a_failed_step(aws: AwsClients, unique: str) -> None:

@@ -48,10 +48,24 @@ async def test_counts_problem_messages_inside_the_half_open_window(
 
 
 async def test_pages_are_followed_and_capped(aws: AwsClients, unique: str) -> None:
+    """Ten events a page: every nextToken is followed (30 events, 3 pages and the last one says
+    so), and `max_pages` caps the calls with `truncated` set."""
     group = f"/aiops/src/{unique}"
     await _group_with(aws, group, [(BASE + i, f"ERROR n{i % 3}") for i in range(30)])
-    full = await FilterEventsSource(aws).count(group, BASE, BASE + 100)
-    assert full.total == 30
-    logs = await aws.client("logs")
-    page = await logs.filter_log_events(logGroupName=group, startTime=BASE, limit=10)
-    assert len(page["events"]) == 10 and page.get("nextToken")  # the emulator pages
+    calls: list[str] = []
+    async with AwsClients(
+        endpoint_url=aws.endpoint_url,
+        max_attempts=1,
+        on_call=lambda service, op, outcome: calls.append(op),
+    ) as counting:
+        full = await FilterEventsSource(counting, page_size=10).count(group, BASE, BASE + 100)
+        pages = len(calls)
+        capped = await FilterEventsSource(counting, page_size=10, max_pages=2).count(
+            group, BASE, BASE + 100
+        )
+    assert full.total == 30 and full.truncated is False
+    assert dict(full.counts) == {"ERROR n0": 10, "ERROR n1": 10, "ERROR n2": 10}
+    assert 3 <= pages <= 4  # 3 full pages (and an empty one if the emulator adds a token)
+    assert calls[:pages] == ["FilterLogEvents"] * pages
+    assert capped.total == 20 and capped.truncated is True
+    assert len(calls) - pages == 2
