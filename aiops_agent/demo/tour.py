@@ -75,9 +75,10 @@ async def _run(
             verify_interval_seconds=1,
             verify_timeout_seconds=60,
             aws_max_attempts=2,
-            # Events without an author wait for their CloudTrail record (120 s in production);
-            # the demo's records come at once, so it shows the wait without sitting through it.
-            attribution_grace_seconds=2,
+            # Events without an author wait for their CloudTrail record (120 s in production).
+            # The demo's records are put at once, but a busy machine can take seconds to read
+            # them: counted from the change, 2 s let the pipeline's stop be undone under load.
+            attribution_grace_seconds=10,
             trusted_principals=[DEMO_PIPELINE],
             log_groups=[DEMO_LOG_GROUP],
             log_poll_seconds=2,
@@ -139,6 +140,11 @@ async def _tour(
         scenario = expected[incident.resource_id]
         if incident.workflow_state.value not in scenario.expect:
             ok = False
+            _say(
+                f"demo: {incident.resource_id} ended {incident.workflow_state.value}, "
+                f"expected {' or '.join(sorted(scenario.expect))}",
+                True,
+            )
     if as_json:
         sys.stdout.write(json.dumps([i.to_public() for i in incidents], indent=2) + "\n")
     else:

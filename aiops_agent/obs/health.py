@@ -8,6 +8,7 @@ because that is what an alert rule compares with `time()`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,12 @@ class _Loop:
 class Health:
     """What `/healthz` and `/readyz` answer. Not thread-safe: use it from the event loop."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics | None = None, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._metrics = metrics
+        self._monotonic = monotonic
+        """Where ages are read from (a test drives its own)."""
         self._loops: dict[str, _Loop] = {}
         self._started = False
         self._draining = False
@@ -40,7 +45,7 @@ class Health:
         """
         if max_age_s <= 0:
             raise ValueError(f"max_age_s must be > 0, got {max_age_s}")
-        self._loops[name] = _Loop(max_age_s=max_age_s, last=time.monotonic())
+        self._loops[name] = _Loop(max_age_s=max_age_s, last=self._monotonic())
         if self._metrics is not None:
             self._metrics.loop_heartbeat.labels(loop=name).set(time.time())
 
@@ -50,7 +55,7 @@ class Health:
         if loop is None:
             self.register_loop(name, 60.0)
             loop = self._loops[name]
-        loop.last = time.monotonic()
+        loop.last = self._monotonic()
         loop.beats += 1
         if self._metrics is not None:
             self._metrics.loop_heartbeat.labels(loop=name).set(time.time())
@@ -61,7 +66,7 @@ class Health:
 
     def alive(self, now: float | None = None) -> tuple[bool, dict[str, Any]]:
         """(every loop beat within its max age, per-loop detail). `now` is monotonic time."""
-        at = time.monotonic() if now is None else now
+        at = self._monotonic() if now is None else now
         detail: dict[str, Any] = {}
         ok = True
         for name, loop in sorted(self._loops.items()):

@@ -60,6 +60,7 @@ class SqsConsumer:
         drain_seconds: float = 20.0,
         visibility_timeout: int = 30,
         loop_name: str = "sqs",
+        delete_linger_s: float = DELETE_LINGER_S,
     ) -> None:
         self._clients = clients
         self._queue_url = queue_url
@@ -75,6 +76,7 @@ class SqsConsumer:
         self._drain_seconds = drain_seconds
         self._visibility = visibility_timeout
         self._loop_name = loop_name
+        self._delete_linger_s = delete_linger_s
         self._tasks: set[asyncio.Task[None]] = set()
         self._to_delete: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -345,7 +347,7 @@ class SqsConsumer:
             self._flusher = asyncio.ensure_future(self._flush_later(sqs))
 
     async def _flush_later(self, sqs: Any) -> None:
-        await asyncio.sleep(DELETE_LINGER_S)
+        await asyncio.sleep(self._delete_linger_s)
         await self.flush(sqs)
 
     async def flush(self, sqs: Any) -> None:

@@ -27,7 +27,7 @@ from tests.e2e.agent_process import (
 )
 from tests.e2e.conftest import MakeStack, QueueStack, StartAgent
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(300)
 
 SHORT_LEASE = {"AIOPS_STEP_LEASE_SECONDS": "3"}
 """The orphaned step is resumed 3 s after its last save. Safe here: one agent runs at a time."""
@@ -99,11 +99,11 @@ async def test_kill_9_while_executing_then_restart_completes_once(
     if held_call == "reached_aws":
         # The dead agent's call lands before the new agent looks at the instance.
         await wait_for(
-            _async(lambda: proxy.count("StartInstances") == 1), within=10, what="the late call"
+            _async(lambda: proxy.count("StartInstances") == 1), within=30, what="the late call"
         )
 
     second = await start_agent(stack, proxy.url, name="second", **SHORT_LEASE)
-    done = await wait_state(stack, instance_id, WorkflowState.COMPLETED, within=30)
+    done = await wait_state(stack, instance_id, WorkflowState.COMPLETED, within=90)
 
     assert proxy.count("StartInstances") == 1, proxy.select("StartInstances", outcome=None)
     ec2 = await aws.client("ec2")
@@ -116,7 +116,7 @@ async def test_kill_9_while_executing_then_restart_completes_once(
     # The dead agent's message comes back after its visibility timeout and is taken as a
     # duplicate: deleted, no second incident.
     sqs = await aws.client("sqs")
-    await wait_for(lambda: _drained(sqs, stack.queue_url), within=25, what="the queue to drain")
+    await wait_for(lambda: _drained(sqs, stack.queue_url), within=60, what="the queue to drain")
     assert await queue_depth(sqs, stack.dead_letter_queue_url) == (0, 0)
     assert len(await incidents_of(stack, instance_id)) == 1
 
@@ -137,13 +137,16 @@ async def test_sigterm_mid_step_exits_0_releases_the_message_and_another_agent_f
     first.terminate()
 
     async def not_ready() -> bool:
-        return await first.status("/readyz", deadline_s=1.0) in (503, None)
+        # 503 while it drains (the stalled call holds the drain open); or it already exited,
+        # and then its log says whether readiness went false first (below).
+        return not first.alive() or await first.status("/readyz", deadline_s=5.0) == 503
 
-    await wait_for(not_ready, within=2, interval=0.05, what="readiness to go false")
-    code = await first.wait_exit(30)
+    await wait_for(not_ready, within=30, interval=0.05, what="readiness to go false")
+    code = await first.wait_exit(30)  # the contract's 30 s: AssertionError after that
     elapsed = time.monotonic() - started
     assert code == 0, first.tail()
-    assert elapsed < 30
+    order = [e["event"] for e in first.events("agent.draining", "agent.stopped")]
+    assert order == ["agent.draining", "agent.stopped"], first.tail()  # /readyz 503 first
     assert await queue_depth(sqs, stack.queue_url) == (1, 0), "the message is visible again"
     assert first.events("sqs.released")
     stalled = await stack.store.list_incidents(resource_type="ec2")
@@ -153,10 +156,10 @@ async def test_sigterm_mid_step_exits_0_releases_the_message_and_another_agent_f
 
     stall.release(forward=False)  # the interrupted call never reached AWS
     await start_agent(stack, proxy.url, name="second", **SHORT_LEASE)
-    done = await wait_state(stack, instance_id, WorkflowState.COMPLETED, within=30)
+    done = await wait_state(stack, instance_id, WorkflowState.COMPLETED, within=90)
     assert proxy.count("StartInstances") == 1
     assert [r.status for r in done.recovery_actions] == ["SUCCEEDED"]
-    await wait_for(lambda: _drained(sqs, stack.queue_url), within=15, what="the queue to drain")
+    await wait_for(lambda: _drained(sqs, stack.queue_url), within=60, what="the queue to drain")
     assert await queue_depth(sqs, stack.dead_letter_queue_url) == (0, 0)
     print(f"sigterm: exit 0 after {elapsed:.1f}s")
 

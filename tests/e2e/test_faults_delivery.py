@@ -13,6 +13,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -166,14 +167,20 @@ async def test_two_agents_200_events_over_20_resources(
     rng = random.Random(5)
     sent_ids: set[str] = set()
     started = time.monotonic()
+    at = datetime.now(UTC)
     for round_no in range(1, ROUNDS + 1):
         if round_no > 1:
-            await asyncio.sleep(1.1)  # event times have 1 s resolution: after the last recovery
+            # Event times have 1 s resolution: this round's stop is stamped the next whole second
+            # after the last recovery closed (a time no later would read as an echo of it).
+            latest = max(i.updated_at for i in await closed_incidents(stack))
+            at = latest.replace(microsecond=0) + timedelta(seconds=1)
             await ec2.stop_instances(InstanceIds=instances)
         bodies: list[str] = []
         for instance_id in instances:
-            failure = json.dumps(ec2_state_event(instance_id, "stopped"))
-            normal = [ec2_state_event(instance_id, s) for s in ("pending", "running", "stopping")]
+            failure = json.dumps(ec2_state_event(instance_id, "stopped", at=at))
+            normal = [
+                ec2_state_event(instance_id, s, at=at) for s in ("pending", "running", "stopping")
+            ]
             bodies += [failure, failure, *(json.dumps(e) for e in normal)]
             sent_ids.update(json.loads(b)["id"] for b in [failure, *map(json.dumps, normal)])
         rng.shuffle(bodies)

@@ -1,10 +1,13 @@
 """Done means: a normal log stream, then an error spike -> exactly one proactive alert in a queue
-subscribed to the SNS topic. The LogAnalyzer is built directly, with 1-second windows."""
+subscribed to the SNS topic. The LogAnalyzer is built directly, with 1-second windows, on a
+stopped clock: the events are written around one instant and the analyzer's "now" is that
+instant plus 2 s, however long the machine takes between the two."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,14 +24,14 @@ from aiops_agent.store.tables import PATTERNS_ATTRIBUTE_DEFINITIONS, PATTERNS_KE
 from tests.fake_bedrock import AUTO, FakeBedrock
 
 
-class AheadClock:
-    """Real time plus an offset, so the window holding the spike is complete at once."""
+class StoppedClock:
+    """Always the same instant (the analyzer's only notion of now)."""
 
-    def __init__(self, ahead: timedelta) -> None:
-        self.ahead = ahead
+    def __init__(self, at: datetime) -> None:
+        self.at = at
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
+        return self.at
 
 
 async def _subscribed_queue(aws: AwsClients, unique: str) -> tuple[str, str]:
@@ -77,6 +80,8 @@ async def _one_alert(
         BillingMode="PAY_PER_REQUEST",
     )
     metrics = Metrics()
+    anchor_ms = int(time.time()) * 1000  # a whole second (the emulator keeps 14 days of events)
+    anchor = datetime.fromtimestamp(anchor_ms / 1000, UTC)
     async with contextlib.AsyncExitStack() as stack:
         model_clients = build_bedrock_clients(settings, metrics)  # as the app builds them
         if model_clients is not None:
@@ -88,11 +93,13 @@ async def _one_alert(
             SnsNotifier(aws, topic_arn),
             metrics,
             Health(metrics),
-            AheadClock(timedelta(seconds=2)),
+            StoppedClock(anchor + timedelta(seconds=2)),  # the spike's window is complete
             config=AnalyzerConfig(backfill_windows=14, max_windows_per_cycle=40),
             assessor=build_log_assessor(settings, model_clients or aws, metrics),
         )
-        written = await demo_log_spike(aws, group, window_seconds=1, history_windows=13)
+        written = await demo_log_spike(
+            aws, group, window_seconds=1, history_windows=13, now_ms=anchor_ms
+        )
         assert written == 13 * 3 + 25
 
         sent = await analyzer.run_once()  # the normal history (learned), then the spike

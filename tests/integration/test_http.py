@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -59,27 +58,35 @@ async def test_readiness_follows_lifecycle(served: tuple[Health, Metrics, HttpSe
     assert await _get_json(server, "/readyz") == (503, {"status": "draining"})
 
 
-async def test_liveness_ok_then_stale(served: tuple[Health, Metrics, HttpServer]) -> None:
-    health, _, server = served
-    health.register_loop("sqs", 60.0)
-    health.register_loop("sweeper", 0.05)
-    health.beat("sweeper")
-    status, body = await _get_json(server, "/healthz")
-    assert status == 200
-    assert body["status"] == "ok"
-    loops = body["loops"]
-    assert isinstance(loops, dict)
-    assert set(loops) == {"sqs", "sweeper"}
-    await asyncio.sleep(0.1)
-    status, body = await _get_json(server, "/healthz")
-    assert status == 503
-    loops = body["loops"]
-    assert isinstance(loops, dict)
-    assert loops["sweeper"]["ok"] is False
-    assert loops["sqs"]["ok"] is True
-    health.beat("sweeper")
-    status, _ = await _get_json(server, "/healthz")
-    assert status == 200
+async def test_liveness_ok_then_stale() -> None:
+    """Ages on a clock the test moves, so a slow machine cannot age a loop between two GETs."""
+    now = [1000.0]
+    metrics = Metrics()
+    health = Health(metrics, monotonic=lambda: now[0])
+    server = await start_http_server(health, metrics, "127.0.0.1", 0)
+    try:
+        health.register_loop("sqs", 60.0)
+        health.register_loop("sweeper", 5.0)
+        health.beat("sweeper")
+        now[0] += 5.0  # exactly the max age: still fresh
+        status, body = await _get_json(server, "/healthz")
+        assert status == 200
+        assert body["status"] == "ok"
+        loops = body["loops"]
+        assert isinstance(loops, dict)
+        assert set(loops) == {"sqs", "sweeper"}
+        now[0] += 0.5
+        status, body = await _get_json(server, "/healthz")
+        assert status == 503
+        loops = body["loops"]
+        assert isinstance(loops, dict)
+        assert loops["sweeper"]["ok"] is False and loops["sweeper"]["age_s"] == 5.5
+        assert loops["sqs"]["ok"] is True
+        health.beat("sweeper")
+        status, _ = await _get_json(server, "/healthz")
+        assert status == 200
+    finally:
+        await server.close()
 
 
 async def test_metrics_endpoint(served: tuple[Health, Metrics, HttpServer]) -> None:

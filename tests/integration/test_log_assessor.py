@@ -42,6 +42,7 @@ def spike(template: str = "ERROR db <*> connection refused", count: int = 40) ->
 class Rig:
     def __init__(self, fake: FakeBedrock, clients: OneAttempt, **config: float) -> None:
         self.fake = fake
+        self.clients = clients
         self.metrics = Metrics()
         self.clock = Clock()
         self.assessor = BedrockLogAssessor(
@@ -61,7 +62,8 @@ async def rig() -> AsyncIterator[Rig]:
     async with FakeBedrock(default=AUTO) as fake:
         clients = OneAttempt(fake.url)
         try:
-            yield Rig(fake, clients, timeout_s=2.0, breaker_failures=2)
+            # Generous: the first call also creates the client, slow on a loaded machine.
+            yield Rig(fake, clients, timeout_s=30.0, breaker_failures=2)
         finally:
             await clients.close()
 
@@ -115,10 +117,12 @@ async def test_a_planted_instruction_cannot_silence_the_rules(rig: Rig) -> None:
         (tool_call('{"failure_probability": 0.9', name=TOOL), "malformed_json"),
         (tool_call(reply(1.5), name=TOOL), "schema_violation"),
         (server_error(), "error"),
-        (stall(30.0), "timeout"),
+        (stall(60.0), "timeout"),  # with a 2 s timeout (below): a minute is far beyond it
     ],
 )
 async def test_any_failure_leaves_the_rules_assessment(rig: Rig, step: object, reason: str) -> None:
+    if reason == "timeout":
+        rig = Rig(rig.fake, rig.clients, timeout_s=2.0, breaker_failures=2)
     rig.fake.push(step)  # type: ignore[arg-type]
     anomaly = spike()
     result = await rig.assessor.assess([anomaly], 5)

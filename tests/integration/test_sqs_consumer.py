@@ -27,23 +27,41 @@ class Queues:
     dlq_url: str
 
 
+MakeQueues = Callable[[int], Awaitable[Queues]]
+
+
 @pytest.fixture
-async def queues(aws: AwsClients, unique: str) -> Queues:
-    sqs = await aws.client("sqs")
-    dlq = (await sqs.create_queue(QueueName=f"dlq-{unique}"))["QueueUrl"]
-    arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"][
-        "QueueArn"
-    ]
-    url = (
-        await sqs.create_queue(
-            QueueName=f"q-{unique}",
-            Attributes={
-                "VisibilityTimeout": "3",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"}),
-            },
-        )
-    )["QueueUrl"]
-    return Queues(url, dlq)
+def make_queues(aws: AwsClients, unique: str) -> MakeQueues:
+    """A queue with the given visibility timeout and its dead-letter queue (5 receives)."""
+
+    async def make(visibility: int) -> Queues:
+        sqs = await aws.client("sqs")
+        dlq = (await sqs.create_queue(QueueName=f"dlq-{unique}"))["QueueUrl"]
+        attrs = await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+        redrive = {"deadLetterTargetArn": attrs["Attributes"]["QueueArn"], "maxReceiveCount": "5"}
+        url = (
+            await sqs.create_queue(
+                QueueName=f"q-{unique}",
+                Attributes={
+                    "VisibilityTimeout": str(visibility),
+                    "RedrivePolicy": json.dumps(redrive),
+                },
+            )
+        )["QueueUrl"]
+        return Queues(url, dlq)
+
+    return make
+
+
+@pytest.fixture
+async def queues(make_queues: MakeQueues) -> Queues:
+    """SQS's default 30 s visibility: no test here is about it running out, so a slow machine
+    cannot make a message come back while it is handled."""
+    return await make_queues(30)
+
+
+SHORT_VISIBILITY = 6
+"""For the tests about redelivery and extension: expires soon, extended every 2 s."""
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +70,6 @@ async def consuming(
 ) -> AsyncIterator[Metrics]:
     facts = await SqsConsumer.queue_facts(aws, queues.url)
     assert facts.dead_letter_url == queues.dlq_url
-    assert facts.visibility_timeout == 3
     metrics = Metrics()
     consumer = SqsConsumer(
         clients=aws,
@@ -115,8 +132,9 @@ async def test_handled_messages_are_deleted(aws: AwsClients, queues: Queues) -> 
 
 
 async def test_a_failing_handler_leaves_the_message_for_redelivery(
-    aws: AwsClients, queues: Queues
+    aws: AwsClients, make_queues: MakeQueues
 ) -> None:
+    queues = await make_queues(SHORT_VISIBILITY)
     sqs = await aws.client("sqs")
     attempts: list[str] = []
 
@@ -131,7 +149,7 @@ async def test_a_failing_handler_leaves_the_message_for_redelivery(
         async def handled_twice() -> bool:
             return len(attempts) >= 2 and await counts(aws, queues.url) == (0, 0)
 
-        await eventually(handled_twice, within=30)
+        await eventually(handled_twice, within=60)
     assert attempts == ["retry-me", "retry-me"]
 
 
@@ -163,23 +181,47 @@ async def test_poison_goes_to_the_dead_letter_queue_with_its_reason(
     )
 
 
-async def test_a_long_step_keeps_its_message_invisible(aws: AwsClients, queues: Queues) -> None:
-    """A 6 s step on a 3 s visibility timeout: extended, never redelivered, then deleted."""
+async def test_a_long_step_keeps_its_message_invisible(
+    aws: AwsClients, make_queues: MakeQueues, moto_endpoint: str
+) -> None:
+    """A step that outlasts the visibility timeout: extended, never redelivered, then deleted.
+
+    The step ends when the test has seen its visibility extended three times (every third of
+    the 6 s timeout: past the first 6 s for sure), not after a fixed sleep."""
+    queues = await make_queues(SHORT_VISIBILITY)
     sqs = await aws.client("sqs")
     calls: list[str] = []
+    aws_calls: list[str] = []
+    release = asyncio.Event()
 
     async def slow(body: str) -> None:
         calls.append(body)
-        await asyncio.sleep(6)
+        await release.wait()
+
+    def extensions() -> int:
+        return aws_calls.count("ChangeMessageVisibilityBatch")
 
     await sqs.send_message(QueueUrl=queues.url, MessageBody="slow")
-    async with consuming(aws, queues, slow):
+    async with (
+        AwsClients(
+            endpoint_url=moto_endpoint,
+            max_attempts=1,
+            on_call=lambda _s, op, _o: aws_calls.append(op),
+        ) as counted,
+        consuming(counted, queues, slow),
+    ):
+
+        async def extended_thrice() -> bool:
+            return extensions() >= 3
+
+        await eventually(extended_thrice, within=60)
+        assert calls == ["slow"], "redelivered while its step was still running"
+        release.set()
 
         async def done() -> bool:
-            return len(calls) == 1 and await counts(aws, queues.url) == (0, 0)
+            return await counts(aws, queues.url) == (0, 0)
 
-        await asyncio.sleep(1)
-        await eventually(done, within=20)
+        await eventually(done, within=60)
     assert calls == ["slow"], "redelivered while its step was still running"
 
 
@@ -193,8 +235,8 @@ async def test_stop_releases_unfinished_messages_at_once(aws: AwsClients, queues
 
     await sqs.send_message(QueueUrl=queues.url, MessageBody="stuck")
     async with consuming(aws, queues, never_finishes, drain_seconds=0.5):
-        await asyncio.wait_for(started.wait(), timeout=20)
-    # Released with visibility 0: receivable at once, not after the visibility timeout.
+        await asyncio.wait_for(started.wait(), timeout=60)
+    # Released with visibility 0: receivable at once, not after the (30 s) visibility timeout.
     got = await sqs.receive_message(QueueUrl=queues.url, WaitTimeSeconds=1)
     assert [m["Body"] for m in got.get("Messages", [])] == ["stuck"]
 
@@ -202,7 +244,8 @@ async def test_stop_releases_unfinished_messages_at_once(aws: AwsClients, queues
 async def test_half_full_receives_share_one_delete(
     aws: AwsClients, moto_endpoint: str, queues: Queues
 ) -> None:
-    """Handled messages wait a moment for others: two receives of 5 cost one delete."""
+    """Handled messages wait a moment for others: two receives of 5 cost one delete. The wait is
+    3 s here (0.2 s in the daemon), so a slow machine between the two receives cannot split it."""
     calls: list[str] = []
     handled: list[str] = []
 
@@ -226,6 +269,7 @@ async def test_half_full_receives_share_one_delete(
             wait_seconds=1,
             visibility_timeout=facts.visibility_timeout,
             max_concurrency=5,  # one receive takes 5 at most: two half-full receives
+            delete_linger_s=3.0,
         )
         stop = asyncio.Event()
         task = asyncio.ensure_future(consumer.run(stop))
@@ -251,5 +295,5 @@ async def test_stop_deletes_what_was_handled_at_once(aws: AwsClients, queues: Qu
     sqs = await aws.client("sqs")
     await sqs.send_message(QueueUrl=queues.url, MessageBody="only")
     async with consuming(aws, queues, handler):
-        await asyncio.wait_for(handled.wait(), timeout=20)
+        await asyncio.wait_for(handled.wait(), timeout=60)
     assert await counts(aws, queues.url) == (0, 0)  # flushed on stop, not redelivered later
