@@ -27,7 +27,8 @@ from tests.e2e.agent_process import (
 )
 from tests.e2e.conftest import MakeStack, QueueStack, StartAgent
 
-pytestmark = pytest.mark.timeout(300)
+# Slow (agent processes, fault injection): `python -m pytest -m slow`, run by .ci/run.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SHORT_LEASE = {"AIOPS_STEP_LEASE_SECONDS": "3"}
 """The orphaned step is resumed 3 s after its last save. Safe here: one agent runs at a time."""

@@ -32,7 +32,8 @@ from tests.e2e.agent_process import (
 )
 from tests.e2e.conftest import MakeStack, QueueStack, StartAgent
 
-pytestmark = pytest.mark.timeout(120)
+# Slow (agent processes, fault injection): `python -m pytest -m slow`, run by .ci/run.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 async def drained(sqs: Any, stack: QueueStack) -> bool:

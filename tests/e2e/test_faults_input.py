@@ -32,6 +32,9 @@ from tests.e2e.agent_process import (
 )
 from tests.e2e.conftest import MakeStack, QueueStack, StartAgent
 
+# Slow (agent processes, fault injection): `python -m pytest -m slow`, run by .ci/run.
+pytestmark = pytest.mark.slow
+
 HEALTH_DEADLINE_S = 15.0
 """How long one /healthz poll may take. Generous on purpose: a loaded test machine can be slow to
 answer for a second or two; a loop blocked this long (ECS's health check gives up after 5 s, 3
