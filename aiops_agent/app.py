@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,18 +20,22 @@ import structlog
 from aiops_agent import __version__
 from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
 from aiops_agent.analysis.factory import build_analyzer, build_bedrock_clients, build_rules
+from aiops_agent.aws.calendars import CalendarReader
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.aws.identity import own_principals
+from aiops_agent.aws.tags import TagReader
 from aiops_agent.console.web import build_console
 from aiops_agent.domain.ports import (
     ActionCatalog,
     Analyzer,
+    ControlStore,
     Coordination,
     IncidentStore,
     Notifier,
 )
 from aiops_agent.engine.clock import SystemClock
 from aiops_agent.engine.engine import Engine
+from aiops_agent.engine.gate import PolicyGate, TagSource
 from aiops_agent.engine.planner import Planner
 from aiops_agent.engine.runner import CommandRunner
 from aiops_agent.intake.envelope import InvalidEvent, parse_event
@@ -60,6 +65,8 @@ class Components:
     notifier: Notifier
     engine: Engine
     clock: SystemClock
+    gate: PolicyGate
+    control: ControlStore
 
 
 def build_clients(settings: Settings, metrics: Metrics | None = None) -> AwsClients:
@@ -93,9 +100,31 @@ def build_components(
     analyzer: Analyzer | None = None,
     bedrock_clients: AwsClients | None = None,
     own_principals: Sequence[str] = (),
+    control: ControlStore | None = None,
+    tags: TagSource | None = None,
+    monotonic: Callable[[], float] | None = None,
 ) -> Components:
+    """Everything the daemon runs on. `monotonic` drives the policy's caches (a test's clock)."""
     clock = SystemClock()
     store = store or build_store(settings, clients)
+    control = control or DynamoControlStore(clients, settings.patterns_table)
+    ticks = monotonic or time.monotonic
+    gate = PolicyGate(
+        control=control,
+        store=store,
+        tags=tags or TagReader(clients, ttl_s=settings.tags_cache_seconds, monotonic=ticks),
+        clock=clock,
+        settings=settings.autonomy(),
+        metrics=metrics,
+        calendars=CalendarReader(
+            clients,
+            settings.change_calendars,
+            ttl_s=settings.control_refresh_seconds,
+            monotonic=ticks,
+        ),
+        refresh_s=settings.control_refresh_seconds,
+        monotonic=ticks,
+    )
     notifier = notifier or SnsNotifier(clients, settings.sns_topic_arn)
     analyzer = analyzer or build_analyzer(
         settings,
@@ -117,12 +146,14 @@ def build_components(
         clock=clock,
         metrics=metrics,
         config=settings.planner_config(),
+        holds=gate,
     )
     runner = CommandRunner(
         analyzer=analyzer,
         catalog=catalog,
         planner=planner,
         notifier=notifier,
+        gate=gate,
         config=settings.runner_config(),
         clock=clock,
     )
@@ -144,6 +175,8 @@ def build_components(
         notifier=notifier,
         engine=engine,
         clock=clock,
+        gate=gate,
+        control=control,
     )
 
 
@@ -241,6 +274,7 @@ async def run_daemon(
                 group.create_task(_mark_draining_on(stop, parts.health))
                 group.create_task(consumer.run(stop))
                 group.create_task(sweeper.run(stop))
+                group.create_task(parts.gate.watch(stop))
                 log_analyzer = LogAnalyzer(
                     settings,
                     clients,

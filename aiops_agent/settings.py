@@ -9,9 +9,13 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from aiops_agent.domain.autonomy import AutonomySettings
 from aiops_agent.domain.machine import Policy
+from aiops_agent.domain.models import Autonomy
 from aiops_agent.engine.planner import PlannerConfig
 from aiops_agent.engine.runner import RunnerConfig
+
+TIERS = ("critical", "standard", "low")
 
 
 class SettingsError(Exception):
@@ -56,6 +60,11 @@ class Settings(BaseSettings):
     console_token: SecretStr | None = None
     console_alb_arn: str | None = None
     console_url: str | None = None
+    default_autonomy: Literal["off", "notify", "ask", "act"] = "act"
+    tier_cooldowns: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    """Cooldown minutes by `aiops:tier`; a tier not named keeps its default (critical 10,
+    standard `AIOPS_COOLDOWN_MINUTES`, low 2)."""
+    change_calendars: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Added beyond CONTRACT.md (add, don't rename):
     http_host: str = "127.0.0.1"
@@ -96,10 +105,37 @@ class Settings(BaseSettings):
     """Where the log analyzer counts: Logs Insights (`insights`), FilterLogEvents (`filter`), or
     `auto`: Insights on AWS, FilterLogEvents on an emulator endpoint (whose Insights ignores
     `filter` and `stats`)."""
+    control_refresh_seconds: float = Field(default=15, gt=0, le=30)
+    """How old a replica's copy of the silences, freezes and pause may be (the pause reaches
+    every replica within this, and CONTRACT.md promises 30 s)."""
+    tags_cache_seconds: float = Field(default=60, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("log_groups", "trusted_principals", mode="before")
+    @field_validator("tier_cooldowns", mode="before")
+    @classmethod
+    def _tiers(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        tiers: dict[str, float] = {}
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            name, sep, minutes = part.partition("=")
+            name = name.strip().lower()
+            if not sep or name not in TIERS:
+                raise ValueError(
+                    f"{part!r} is not TIER=MINUTES with TIER one of {', '.join(TIERS)}"
+                )
+            try:
+                tiers[name] = float(minutes)
+            except ValueError:
+                raise ValueError(f"{part!r}: {minutes.strip()!r} is not a number") from None
+            if tiers[name] < 0:
+                raise ValueError(f"{part!r}: minutes cannot be negative")
+        return tiers
+
+    @field_validator("log_groups", "trusted_principals", "change_calendars", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -109,7 +145,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("console_auth", mode="before")
+    @field_validator("console_auth", "default_autonomy", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -153,6 +189,18 @@ class Settings(BaseSettings):
             verify_interval=timedelta(seconds=self.verify_interval_seconds),
             review_timeout=timedelta(minutes=self.review_timeout_minutes),
             shadow=self.mode == "shadow",
+        )
+
+    def cooldowns(self) -> dict[str, float]:
+        """Minutes by tier: the defaults, `AIOPS_COOLDOWN_MINUTES` for standard, then ours."""
+        defaults = {"critical": 10.0, "standard": self.cooldown_minutes, "low": 2.0}
+        return {**defaults, **self.tier_cooldowns}
+
+    def autonomy(self, account: str | None = None) -> AutonomySettings:
+        return AutonomySettings(
+            default_autonomy=Autonomy(self.default_autonomy),
+            tier_cooldowns=self.cooldowns(),
+            account=account,
         )
 
     def runner_config(self) -> RunnerConfig:

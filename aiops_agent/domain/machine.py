@@ -42,6 +42,7 @@ from aiops_agent.domain.models import (
     TIMELINE_HEAD,
     TIMELINE_TAIL,
     ActionRecord,
+    Autonomy,
     Classification,
     Incident,
     TimelineEntry,
@@ -190,6 +191,7 @@ def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> R
 
 def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) -> Result:
     a = sig.analysis
+    d = sig.policy
     inc = inc.model_copy(
         update={
             "classification": a.classification,
@@ -198,6 +200,9 @@ def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) ->
             "reasons": a.reasons,
             "plan": a.plan,
             "approval_required": a.requires_approval,
+            "policy": d,
+            "tags": sig.tags or inc.tags,
+            "tags_read_at": sig.tags_read_at or inc.tags_read_at,
         }
     )
     summary = f"{a.classification.value} ({a.confidence:.2f}, {a.analyzer}): " + "; ".join(
@@ -205,8 +210,18 @@ def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) ->
     )
     if a.classification is Classification.NORMAL:
         return _close(inc, now, S.IGNORED, summary, notify=False)
+    if d is not None:
+        said = f"policy {d.autonomy.value}: {d.because}"
+        summary = f"{summary}; {said}"
+        if d.silence_id is not None:
+            return _close(inc, now, S.SUPPRESSED, f"{summary}: silenced", notify=False)
+        if d.autonomy is Autonomy.OFF:
+            detail = f"{summary}: no action, no notification"
+            return _close(inc, now, S.IGNORED, detail, notify=False)
     if a.classification is Classification.ANOMALY:
         return _close(inc, now, S.NOTIFIED, summary)
+    if d is not None and d.autonomy is Autonomy.NOTIFY:
+        return _close(inc, now, S.NOTIFIED, f"{summary}: notify only, no action")
     if a.confidence < policy.confidence_threshold:
         return _await_review(
             inc,
@@ -219,6 +234,9 @@ def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) ->
         )
     if not a.plan:
         return _close(inc, now, S.NOTIFIED, f"{summary}; no automated recovery: notify only")
+    if d is not None and d.autonomy is Autonomy.ASK:
+        # Planned first (the catalog, the author's wait, prechecks), then a person decides.
+        inc = inc.model_copy(update={"approval_required": True})
     planning = _note(inc, now, summary, workflow_state=S.PLANNING)
     return planning, [Plan(id="plan", steps=a.plan)]
 
@@ -252,11 +270,14 @@ def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy)
     approved = inc.approved_by is not None
     needs_approval = inc.approval_required or sig.requires_approval
     if needs_approval and not approved:
+        why = ""
+        if inc.policy is not None and inc.policy.autonomy is Autonomy.ASK:
+            why = f" (policy ask: {inc.policy.because})"
         return _await_review(
             inc,
             now,
             policy,
-            f"plan {plan_text} needs approval",
+            f"plan {plan_text} needs approval{why}",
             "approval needed",
             f"Plan: {plan_text}. aiops-agent incidents approve {inc.incident_id}",
         )

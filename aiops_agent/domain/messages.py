@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from aiops_agent.domain.models import Analysis, NormalizedEvent, PlanStep
+from aiops_agent.domain.models import Analysis, NormalizedEvent, PlanStep, PolicyDecision
 
 
 class _Msg(BaseModel):
@@ -40,6 +40,11 @@ class Analyzed(_Msg):
     kind: Literal["analyzed"] = "analyzed"
     command_id: str
     analysis: Analysis
+    policy: PolicyDecision | None = None
+    """How much the agent may do (domain/autonomy.py), decided with the analysis; None: no
+    decision was made (a NORMAL event), and nothing limits the plan."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    tags_read_at: datetime | None = None
 
 
 class AnalysisFailed(_Msg):

@@ -361,7 +361,8 @@ class Engine:
         if state is WorkflowState.AWAITING_APPROVAL:
             m.manual_review(rtype)
         if state is WorkflowState.SUPPRESSED:
-            m.suppressions.labels("cooldown").inc()
+            silenced = after.policy is not None and after.policy.silence_id is not None
+            m.suppressions.labels("silence" if silenced else "cooldown").inc()
         if (
             after.verification is not None
             and after.verification.status != "PENDING"

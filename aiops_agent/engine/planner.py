@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 import structlog
 
@@ -23,7 +24,7 @@ from aiops_agent.domain.messages import (
     Signal,
     Suppressed,
 )
-from aiops_agent.domain.models import Incident, PlanStep, WorkflowState
+from aiops_agent.domain.models import Autonomy, Incident, PlanStep, WorkflowState
 from aiops_agent.domain.ports import (
     ActionCatalog,
     Clock,
@@ -61,6 +62,11 @@ ATTRIBUTION_LOOKBACK = timedelta(minutes=15)
 """How long before a change its call may have been recorded (a stop takes a while to land)."""
 
 
+class Holds(Protocol):
+    async def holds(self) -> list[str]:
+        """Why nothing may run without a person right now (the pause, freezes), if anything."""
+
+
 def lease_key(incident: Incident) -> str:
     return f"recovery:{incident.resource_key}"
 
@@ -76,7 +82,9 @@ class Planner:
         clock: Clock,
         metrics: Metrics,
         config: PlannerConfig | None = None,
+        holds: Holds | None = None,
     ) -> None:
+        self._holds = holds
         self._store = store
         self._coord = coordination
         self._catalog = catalog
@@ -99,6 +107,9 @@ class Planner:
         if not_needed is not None:
             return Suppressed(command_id=command.id, reason=f"not needed: {not_needed}")
         if incident.approved_by is None:
+            held = await self._held(incident, command)
+            if held is not None:
+                return held
             refused = await self._breaker(incident, command)
             if refused is not None:
                 return refused
@@ -190,6 +201,23 @@ class Planner:
                     ),
                 )
         return None
+
+    async def _held(self, incident: Incident, command: Plan) -> Escalated | None:
+        """Paused or frozen since the policy decided `act`: a person decides after all."""
+        policy = incident.policy
+        if self._holds is None or (policy is not None and policy.autonomy is not Autonomy.ACT):
+            return None
+        held = await self._holds.holds()
+        if not held:
+            return None
+        return Escalated(command_id=command.id, reason=f"{'; '.join(held)}: act becomes ask")
+
+    def _cooldown(self, incident: Incident) -> timedelta:
+        """The resource's cooldown: its `aiops:tier` one, else the configured default."""
+        policy = incident.policy
+        if policy is None or policy.cooldown_minutes is None:
+            return self._config.backoff_base
+        return timedelta(minutes=policy.cooldown_minutes)
 
     async def _prechecks(self, steps: list[PlanStep]) -> str | None:
         """The first reason an action of the plan gives for not being needed, if any."""
@@ -284,14 +312,17 @@ class Planner:
             )
         if attempts:
             last = max(i.updated_at for i in attempts)
-            until = last + cfg.backoff_base * (2 ** (len(attempts) - 1))
+            cooldown = self._cooldown(incident)
+            until = last + cooldown * (2 ** (len(attempts) - 1))
             if now < until:
+                tier = incident.policy.tier if incident.policy else "standard"
                 return PlanDeferred(
                     command_id=command.id,
                     until=until,
                     reason=(
                         f"attempt {len(attempts) + 1} of {cfg.max_attempts}: the last recovery "
-                        "of this resource did not hold"
+                        f"of this resource did not hold (cooldown {cooldown.total_seconds() / 60:g}"
+                        f" min, tier {tier})"
                     ),
                 )
         return kept

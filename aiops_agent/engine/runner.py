@@ -30,9 +30,10 @@ from aiops_agent.domain.messages import (
     Verify,
     VerifyResult,
 )
-from aiops_agent.domain.models import Incident
+from aiops_agent.domain.models import Classification, Incident
 from aiops_agent.domain.ports import ActionCatalog, Analyzer, CheckOutcome, Clock, Notifier
 from aiops_agent.engine.clock import SystemClock
+from aiops_agent.engine.gate import PolicyGate
 from aiops_agent.engine.planner import Planner
 
 log = structlog.get_logger(__name__)
@@ -77,10 +78,13 @@ class CommandRunner:
         catalog: ActionCatalog,
         planner: Planner,
         notifier: Notifier,
+        gate: PolicyGate | None = None,
         config: RunnerConfig | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
+        self._gate = gate
+        """None: no policy decision (every resource as `act`): offline tools and unit tests."""
         self._analyzer = analyzer
         self._catalog = catalog
         self._notifier = notifier
@@ -113,7 +117,17 @@ class CommandRunner:
         except Exception as exc:  # the analyzer's failure is an outcome, not a crash
             log.warning("analysis.failed", error=repr(exc))
             return AnalysisFailed(command_id=command.id, error=f"{type(exc).__name__}: {exc}")
-        return Analyzed(command_id=command.id, analysis=analysis)
+        if self._gate is None or analysis.classification is Classification.NORMAL:
+            return Analyzed(command_id=command.id, analysis=analysis)
+        judged = incident.model_copy(update={"classification": analysis.classification})
+        decision, tags, read_at = await self._gate.decide(judged)
+        return Analyzed(
+            command_id=command.id,
+            analysis=analysis,
+            policy=decision,
+            tags=tags.tags,
+            tags_read_at=read_at if tags.tags else None,
+        )
 
     async def _execute(self, command: ExecuteStep) -> Signal:
         action = self._catalog.get(command.action)

@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 
 from aiops_agent import __version__
-from aiops_agent.domain.models import TERMINAL_STATES
+from aiops_agent.domain.models import TERMINAL_STATES, Autonomy, PolicyDecision
 
 NAMESPACE = "aiops"
 
@@ -172,6 +172,8 @@ KNOWN_DETAIL_TYPES: frozenset[str] = frozenset(
 generic path handles); any other is counted as `other`."""
 
 NORMALIZER_KINDS: frozenset[str] = frozenset({"specific", "generic"})
+POLICY_OUTCOMES: tuple[str, ...] = ("silenced", *(a.value for a in Autonomy))
+"""The `outcome` label of `aiops_policy_decisions_total`."""
 
 MESSAGE_OUTCOMES: frozenset[str] = frozenset({"deleted", "released", "dead_lettered", "retried"})
 SQS_OPERATIONS: frozenset[str] = frozenset(
@@ -518,6 +520,35 @@ class Metrics:
             registry=reg,
         )
 
+        # -- who decides (autonomy, silences, freezes, the pause) -------------------------------
+        self.paused = Gauge(
+            "paused",
+            "1 while the agent is paused (the kill switch), as this replica last read it.",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.active_silences = Gauge(
+            "silences_active",
+            "Silences in force, as this replica last read them.",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.active_freezes = Gauge(
+            "freezes_active",
+            "Change freezes in force (own ones and CLOSED change calendars), as last read.",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self.policy_decisions = Counter(
+            "policy_decisions",
+            "Policy decisions, by outcome (silenced, off, notify, ask, act).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        for outcome in POLICY_OUTCOMES:
+            self.policy_decisions.labels(outcome=outcome)
+
         self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
         # Series that alert rules take increase() of exist from the start at 0, so the first
         # failure after a restart is an increase and not the birth of a series.
@@ -597,3 +628,11 @@ class Metrics:
     def sqs_failure(self, operation: str) -> None:
         """A queue operation around the handler failed (logged by the caller) and was survived."""
         self.sqs_failures.labels(operation=bounded(operation, SQS_OPERATIONS)).inc()
+
+    def policy_decided(self, decision: PolicyDecision) -> None:
+        outcome = "silenced" if decision.silence_id else decision.autonomy.value
+        self.policy_decisions.labels(outcome=outcome).inc()
+
+    def control_state(self, *, paused: bool, silences: int) -> None:
+        self.paused.set(1 if paused else 0)
+        self.active_silences.set(silences)

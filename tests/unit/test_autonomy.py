@@ -16,11 +16,17 @@ from aiops_agent.domain.autonomy import (
     decide_autonomy,
     tier_of,
 )
+from aiops_agent.domain.machine import decide
+from aiops_agent.domain.messages import Analyzed, EventReceived, PlanReady
 from aiops_agent.domain.models import (
+    Analysis,
     Autonomy,
     Classification,
     Incident,
     NormalizedEvent,
+    PlanStep,
+    PolicyDecision,
+    WorkflowState,
 )
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -309,3 +315,70 @@ def test_the_reason_says_where_the_tags_came_from(source: str, detail: str, says
     found = ResourceTags(tags={}, source=source, detail=detail)  # type: ignore[arg-type]
     decision = decide_autonomy(incident(), found, [], [], None, AutonomySettings(), T0)
     assert says in decision.because
+
+
+# ---------------------------------------------------------------- the decision in the workflow
+
+OUTCOME = {
+    # (autonomy, suppressed) -> where a confident FAILURE with a plan ends up, and whether a
+    # notification is sent on the way there
+    (A.OFF, True): (WorkflowState.SUPPRESSED, False),
+    (A.OFF, False): (WorkflowState.IGNORED, False),
+    (A.NOTIFY, False): (WorkflowState.NOTIFIED, True),
+    (A.ASK, False): (WorkflowState.AWAITING_APPROVAL, True),
+    (A.ACT, False): (WorkflowState.EXECUTING, False),
+}
+START = PlanStep(action="ec2.start_instances", params={"instance_id": "i-1"})
+
+
+@pytest.mark.parametrize(("tag", "paused", "frozen", "silenced", "autonomy", "suppressed"), TABLE)
+def test_each_row_ends_in_its_state(
+    tag: str | None,
+    paused: bool,
+    frozen: bool,
+    silenced: bool,
+    autonomy: Autonomy,
+    suppressed: bool,
+) -> None:
+    decision = decide_autonomy(
+        incident(),
+        tags(tag),
+        [silence("resource_id=i-1")] if silenced else [],
+        [freeze()] if frozen else [],
+        PAUSED if paused else None,
+        AutonomySettings(),
+        T0,
+    )
+    analysis = Analysis(
+        classification=Classification.FAILURE, confidence=0.95, reasons=("stopped",), plan=(START,)
+    )
+    inc, _ = decide(incident(), EventReceived(event=incident().event), T0)
+    inc, commands = decide(
+        inc, Analyzed(command_id="analyze", analysis=analysis, policy=decision), T0
+    )
+    if inc.workflow_state is WorkflowState.PLANNING:  # the planner said: go ahead
+        inc, more = decide(inc, PlanReady(command_id="plan", steps=(START,)), T0)
+        commands += more
+    state, notifies = OUTCOME[(autonomy, suppressed)]
+    assert inc.workflow_state is state
+    assert any(c.kind == "notify" for c in commands) is notifies
+    assert inc.policy == decision
+    assert any(f"policy {autonomy.value}: {decision.because}" in e.detail for e in inc.timeline)
+
+
+def test_an_anomaly_is_notified_under_ask_and_act_but_not_under_a_silence() -> None:
+    anomaly = Analysis(classification=Classification.ANOMALY, confidence=0.9, reasons=("spike",))
+    for autonomy, silenced, state in [
+        (A.ACT, False, WorkflowState.NOTIFIED),
+        (A.ASK, False, WorkflowState.NOTIFIED),
+        (A.OFF, True, WorkflowState.SUPPRESSED),
+    ]:
+        decision = PolicyDecision(
+            autonomy=autonomy, because="x", silence_id="sil-1" if silenced else None
+        )
+        inc, _ = decide(incident(), EventReceived(event=incident().event), T0)
+        inc, commands = decide(
+            inc, Analyzed(command_id="analyze", analysis=anomaly, policy=decision), T0
+        )
+        assert inc.workflow_state is state
+        assert bool(commands) is not silenced
