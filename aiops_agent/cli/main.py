@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aiops_agent import __version__
 from aiops_agent.settings import Settings, SettingsError, load_settings
@@ -76,7 +77,63 @@ def _parser() -> argparse.ArgumentParser:
     reject.add_argument("incident_id")
     reject.add_argument("--reason", default="")
     reject.add_argument("--by", default=None)
+    _control_parsers(sub)
     return parser
+
+
+def _control_parsers(sub: Any) -> None:
+    """`silence`, `freeze`, `pause`, `resume`, `status` (CONTRACT.md, "Who decides")."""
+
+    def until(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group(required=True)
+        group.add_argument("--duration", help="how long: 30m, 2h, 1h30m, 1d")
+        group.add_argument("--until", help="when it ends (ISO-8601; no zone: UTC)")
+
+    silence = sub.add_parser(
+        "silence", help="no recovery and no notification for matching resources"
+    )
+    ssub = silence.add_subparsers(dest="control_command", required=True, metavar="ACTION")
+    add = ssub.add_parser("add", help="add a silence; prints its id")
+    add.add_argument(
+        "--match",
+        action="append",
+        required=True,
+        metavar="KEY=GLOB",
+        help="resource_type, resource_id, region, account, classification or tag:NAME",
+    )
+    until(add)
+    add.add_argument("--reason", required=True)
+    add.add_argument("--json", action="store_true")
+    listing = ssub.add_parser("list", help="active silences")
+    listing.add_argument("--all", action="store_true", help="expired ones too")
+    listing.add_argument("--json", action="store_true")
+    expire = ssub.add_parser("expire", help="end a silence now")
+    expire.add_argument("silence_id", metavar="ID")
+    expire.add_argument("--json", action="store_true")
+
+    freeze = sub.add_parser("freeze", help="a change freeze: nothing runs without a person")
+    fsub = freeze.add_subparsers(dest="control_command", required=True, metavar="ACTION")
+    fadd = fsub.add_parser("add", help="add a freeze; prints its id")
+    until(fadd)
+    fadd.add_argument("--start", help="when it begins (ISO-8601; default: now)")
+    fadd.add_argument("--reason", required=True)
+    fadd.add_argument("--json", action="store_true")
+    flist = fsub.add_parser("list", help="freezes in force or to come, and closed calendars")
+    flist.add_argument("--all", action="store_true", help="ended ones too")
+    flist.add_argument("--json", action="store_true")
+    fend = fsub.add_parser("end", help="end a freeze now")
+    fend.add_argument("freeze_id", metavar="ID")
+    fend.add_argument("--json", action="store_true")
+
+    pause = sub.add_parser("pause", help="the kill switch: nothing runs without a person")
+    pause.add_argument("--reason", required=True)
+    pause.add_argument("--json", action="store_true")
+    resume = sub.add_parser("resume", help="end the pause")
+    resume.add_argument("--json", action="store_true")
+    status = sub.add_parser(
+        "status", help="paused?, breaker, freezes, silences, open incidents, queue"
+    )
+    status.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,6 +205,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings, wants_json: bool) ->
             from aiops_agent.cli.logs import detect
 
             return detect(Path(args.file), args.jsonl)
+        case "silence" | "freeze" | "pause" | "resume":
+            from aiops_agent.cli.control import run_control
+
+            return asyncio.run(run_control(settings, args, wants_json))
+        case "status":
+            from aiops_agent.cli.status import status
+
+            return asyncio.run(status(settings, as_json=wants_json))
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 

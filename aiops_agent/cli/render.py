@@ -52,3 +52,8 @@ def incident_list(incidents: Sequence[Incident]) -> str:
         for i in incidents
     ]
     return _table(("INCIDENT", "CREATED", "TYPE", "RESOURCE", "CLASS", "STATE"), rows)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 90) -> str:
+    """A plain-text table: headers, a rule, the rows (cells cut at `max_width`)."""
+    return _table(headers, rows, max_width)

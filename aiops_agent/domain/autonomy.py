@@ -165,7 +165,7 @@ def _tags_note(tags: ResourceTags) -> str:
         case "unreadable":
             return f"tags unreadable ({tags.detail}): treated as untagged"
         case _:
-            return f"no tags found{f' ({tags.detail})' if tags.detail else ''}"
+            return f"no tags{f' ({tags.detail})' if tags.detail else ''}"
 
 
 def tier_of(tags: ResourceTags, settings: AutonomySettings) -> tuple[Tier, float, str]:

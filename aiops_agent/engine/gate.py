@@ -176,5 +176,5 @@ class PolicyGate:
                 at = earlier.tags_read_at or earlier.created_at
                 detail = f"{at.isoformat(timespec='seconds')}; the resource is not found now"
                 return ResourceTags(tags=earlier.tags, source="earlier", detail=detail), at
-        gone = "the resource is not found by the tagging API, and no earlier sighting has tags"
+        gone = "not found by the tagging API; no earlier sighting"
         return ResourceTags(source="none", detail=gone), now

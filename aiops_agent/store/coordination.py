@@ -66,6 +66,10 @@ class MemoryCoordination:
         if current is not None and current[0] == holder:
             del self._leases[key]
 
+    async def peek(self, counter: str, now: datetime, window: timedelta) -> int:
+        """The number of members counted within `window`, counting nothing (for `status`)."""
+        return sum(len(self._counters.get((counter, b), ())) for b in _buckets(now, window))
+
     async def count(self, counter: str, member: str, now: datetime, window: timedelta) -> int:
         self._counters.setdefault((counter, _bucket(now)), set()).add(member)
         return sum(len(self._counters.get((counter, b), ())) for b in _buckets(now, window))
@@ -122,6 +126,20 @@ class DynamoCoordination:
                 )
         except ddb.exceptions.ConditionalCheckFailedException:
             return  # someone else holds it now (ours expired): theirs to release
+
+    async def peek(self, counter: str, now: datetime, window: timedelta) -> int:
+        """The number of members counted within `window`, counting nothing (for `status`)."""
+        ddb = await self._ddb()
+        keys = [
+            {"pk": {"S": COUNTER_PK}, "sk": {"S": f"{counter}#{b}"}}
+            for b in _buckets(now, window)[:100]
+        ]
+        async with asyncio.timeout(self._deadline):
+            got = await ddb.batch_get_item(
+                RequestItems={self._table: {"Keys": keys, "ProjectionExpression": "members"}}
+            )
+        items = got.get("Responses", {}).get(self._table, [])
+        return sum(len(item.get("members", {}).get("SS", [])) for item in items)
 
     async def count(self, counter: str, member: str, now: datetime, window: timedelta) -> int:
         """Count `member` in this minute's bucket (once), return the window's total.

@@ -308,7 +308,7 @@ def test_the_tier_picks_the_cooldown(tier: str | None, expected: str, minutes: f
         ("resource", "", "tags read from the resource"),
         ("earlier", "2026-12-01T10:00:00+00:00", "tags recorded at an earlier sighting"),
         ("unreadable", "AccessDeniedException", "tags unreadable (AccessDeniedException)"),
-        ("none", "", "no tags found"),
+        ("none", "", "no tags: AIOPS_DEFAULT_AUTONOMY=act"),
     ],
 )
 def test_the_reason_says_where_the_tags_came_from(source: str, detail: str, says: str) -> None:
