@@ -106,6 +106,10 @@ SCOPES: Final[dict[str, Scope]] = {
                 "arn:${partition}:bedrock:${region}:${account_id}:inference-profile/${model_id}",
             ),
         ),
+        Scope(
+            "ChangeCalendars",
+            ("arn:${partition}:ssm:${region}:${account_id}:document/*",),
+        ),
         # -- resources the catalog's actions act on, anywhere in the account
         Scope("Ec2Instances", (_ACCOUNT % ("ec2", "instance/*"),)),
         Scope("Ec2SecurityGroups", (_ACCOUNT % ("ec2", "security-group/*"),)),
@@ -168,12 +172,17 @@ AGENT_GRANTS: Final[dict[str, tuple[str, ...]]] = {
     "MonitoredLogGroups": ("logs:StartQuery", "logs:GetQueryResults", "logs:FilterLogEvents"),
     # the bedrock analyzer (Converse is authorized as InvokeModel)
     "AnalyzerModel": ("bedrock:InvokeModel",),
+    # engine/gate.py: the policy's change freezes (AIOPS_CHANGE_CALENDARS, SSM documents of
+    # type ChangeCalendar, named in the agent's region)
+    "ChangeCalendars": ("ssm:GetCalendarState",),
     # no resource-level permission: StopQuery takes a query id; DescribeLogGroups expands the
-    # prefixes of AIOPS_LOG_GROUPS (names only); GetCallerIdentity takes nothing
+    # prefixes of AIOPS_LOG_GROUPS (names only); GetCallerIdentity takes nothing; GetResources
+    # reads a resource's tags (aiops:autonomy, aiops:tier) for the policy (aws/tags.py)
     "NoResourceLevelPermissions": (
         "logs:StopQuery",
         "logs:DescribeLogGroups",
         "sts:GetCallerIdentity",
+        "tag:GetResources",
     ),
 }
 """Scope sid -> the IAM actions the agent itself needs there."""

@@ -29,7 +29,7 @@ OPERATOR_ONLY_CALLS: dict[str, frozenset[str]] = {
     # the demo's log generator
     "logs/demo.py": frozenset({"put_log_events", "create_log_group", "create_log_stream"}),
 }
-IAM_PREFIX = {"bedrock-runtime": "bedrock"}
+IAM_PREFIX = {"bedrock-runtime": "bedrock", "resourcegroupstaggingapi": "tag"}
 IAM_ACTIONS: dict[str, tuple[str, ...]] = {
     # the Converse API is authorized as InvokeModel
     "bedrock-runtime:Converse": ("bedrock:InvokeModel",),

@@ -89,7 +89,13 @@ def test_only_actions_without_resource_level_permissions_get_star() -> None:
         # the families AWS offers no resource type for
         assert (
             name.startswith(("Describe", "List"))
-            or action in {"sts:GetCallerIdentity", "logs:StopQuery", "cloudwatch:GetMetricData"}
+            or action
+            in {
+                "sts:GetCallerIdentity",
+                "logs:StopQuery",
+                "cloudwatch:GetMetricData",
+                "tag:GetResources",  # the Tagging API has no resource types at all
+            }
             or action.startswith("cloudwatch:GetMetric")
         ), f"{action} is granted on * but may be scopable"
 
