@@ -168,7 +168,7 @@ async def test_stopped_instance_is_recovered_end_to_end(aws: AwsClients, stack: 
             left = a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"]
             return True if left == ("0", "0") else None
 
-        assert await wait_for(queue_empty, within=5.0)
+        assert await wait_for(queue_empty, within=60.0)
     finally:
         stop.set()
         assert await asyncio.wait_for(daemon, timeout=30) == 0

@@ -75,9 +75,9 @@ async def test_one_message_delivered_5_times_makes_one_incident(
         # Each delivery's delete fails (it goes up to 0.2 s after the handling, in a batch).
         return deliveries() >= 5 and deletes_fail.failed >= 5
 
-    await wait_for(delivered_5_times, within=30, what="5 deliveries")
+    await wait_for(delivered_5_times, within=90, what="5 deliveries")
     deletes_fail.remove()
-    await wait_for(lambda: drained(sqs, stack), within=15, what="the queue to drain")
+    await wait_for(lambda: drained(sqs, stack), within=60, what="the queue to drain")
 
     incidents = await stack.store.list_incidents(limit=100)
     assert len(incidents) == 1, [i.incident_id for i in incidents]
@@ -104,8 +104,8 @@ async def test_one_event_id_in_5_messages_makes_one_incident(
         metrics = await agent.text("/metrics")
         return metric(metrics, "aiops_sqs_messages_total", outcome="deleted") >= 5
 
-    await wait_for(deleted_all, within=30, what="5 messages handled and deleted")
-    done = await wait_for(lambda: closed_incidents(stack), within=15, what="the incident closed")
+    await wait_for(deleted_all, within=90, what="5 messages handled and deleted")
+    done = await wait_for(lambda: closed_incidents(stack), within=60, what="the incident closed")
     incidents = await stack.store.list_incidents(limit=100)
     assert len(incidents) == 1 and done[0].incident_id == incidents[0].incident_id
     assert incidents[0].workflow_state is WorkflowState.COMPLETED
@@ -122,7 +122,7 @@ async def test_normal_events_are_handled_without_any_write(
     agent = await start_agent(stack, proxy.url)
     bodies = [json.dumps(ec2_state_event(f"i-{n:017x}", "running")) for n in range(20)]
     await send_bodies(sqs, stack.queue_url, bodies)
-    await wait_for(lambda: drained(sqs, stack), within=30, what="the queue to drain")
+    await wait_for(lambda: drained(sqs, stack), within=60, what="the queue to drain")
     assert len(agent.events("event.normal")) == 20
     writes = [
         c.operation
@@ -193,8 +193,8 @@ async def test_two_agents_200_events_over_20_resources(
             closed = Counter(i.resource_id for i in await closed_incidents(stack))
             return all(closed[i] >= expected for i in instances)
 
-        await wait_for(round_done, within=60, interval=0.5, what=f"round {round_no}")
-    await wait_for(lambda: drained(sqs, stack), within=30, what="the queue to drain")
+        await wait_for(round_done, within=120, interval=0.5, what=f"round {round_no}")
+    await wait_for(lambda: drained(sqs, stack), within=60, what="the queue to drain")
     elapsed = time.monotonic() - started
 
     incidents = await stack.store.list_incidents(limit=1000)

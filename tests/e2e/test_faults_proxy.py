@@ -93,7 +93,7 @@ async def test_a_stall_holds_calls_until_released(proxy: AwsProxy, through: OneS
     stall = proxy.stall("ListTables", service="dynamodb")
     held = asyncio.ensure_future(dynamodb.list_tables())
     try:
-        await stall.wait_held(1, within=10)
+        await stall.wait_held(1, within=60)
         await asyncio.sleep(0.2)
         assert not held.done() and stall.held == 1
         assert proxy.count("ListTables") == 0
@@ -111,7 +111,7 @@ async def test_a_dropped_stall_never_reaches_the_emulator(
     dynamodb = await through.client("dynamodb")
     stall = proxy.stall("ListTables")
     held = asyncio.ensure_future(dynamodb.list_tables())
-    await stall.wait_held(1, within=10)
+    await stall.wait_held(1, within=60)
     stall.release(forward=False)
     with pytest.raises(ClientError):
         async with asyncio.timeout(10):
