@@ -337,3 +337,43 @@ async def test_silences_freezes_and_the_pause_from_the_console(
         status, _, _ = await alice.post("/console/controls/resume", {"csrf": csrf})
         assert status == 303
         assert not (await control.state()).pause.paused
+
+
+async def test_two_replicas_answering_at_once_run_one_action(
+    aws: AwsClients, make_stack: MakeStack, start_agent: StartAgent, proxy: AwsProxy
+) -> None:
+    """Two daemons on one queue and one table (two ECS tasks behind the console's load
+    balancer): one session signed in on the first is accepted by the second (the cookie is
+    signed with a key both derive from the token), and approvals sent to both at once run the
+    plan once."""
+    stack = await make_stack()
+    first = await start_agent(stack, proxy.url, name="first", **TOKEN_CONSOLE)
+    second = await start_agent(stack, proxy.url, name="second", **TOKEN_CONSOLE)
+    incident_id, _ = await make_waiting_incident(aws, stack)
+    page = f"/console/incidents/{incident_id}"
+    async with ConsoleUser(first.url) as alice_a, ConsoleUser(second.url) as bob_b:
+        await alice_a.sign_in("alice")
+        await bob_b.sign_in("bob")
+        # Alice's session, made by the first replica, opens the page on the second.
+        async with ConsoleUser(second.url) as alice_b:
+            alice_b.http.cookie_jar.update_cookies(
+                {c.key: c.value for c in alice_a.http.cookie_jar}
+            )
+            status, _, html = await alice_b.get(page)
+            assert status == 200 and "signed in as <strong>alice (token sign-in)" in html
+        tokens = [await alice_a.page_csrf(page), await bob_b.page_csrf(page)]
+        answers = await asyncio.gather(
+            alice_a.post(f"{page}/approve", {"csrf": tokens[0]}),
+            bob_b.post(f"{page}/approve", {"csrf": tokens[1]}),
+        )
+        outcomes = sorted(h["Location"].rsplit("done=", 1)[1] for _, h, _ in answers)
+        assert outcomes.count("approved") == 1, outcomes
+
+        async def finished() -> Any:
+            incident = await state_of(stack, incident_id)
+            return incident if incident.terminal else None
+
+        done = await wait_for(finished, within=60, what="incident closed")
+    assert done.workflow_state is WorkflowState.COMPLETED
+    assert proxy.count("StartInstances") == 1
+    assert len([e for e in done.timeline if e.detail.startswith("approved by")]) == 1
