@@ -3,8 +3,8 @@
 checkov (with the task role's policy rendered in, so checkov's IAM checks see it), and by
 `terraform fmt` when terraform is on PATH.
 
-python-hcl2 and checkov are CI tools, not project dependencies: `.ci/run` installs python-hcl2
-into the venv and checkov into its own venv (.venv/tools); each test skips when its tool is
+python-hcl2 comes with the `test` extra; checkov is a CI tool, not a project dependency:
+`.ci/run` installs it into its own venv (.venv/tools); each test skips when its tool is
 missing. No `terraform init/validate`: that downloads the AWS provider, which these machines
 cannot reach.
 """
