@@ -231,3 +231,12 @@ STYLES: dict[str, Style] = {
 def generate(style: str, n: int = 1000, seed: int = 15) -> tuple[list[str], list[str]]:
     pairs = STYLES[style](random.Random(seed), n)
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def free_text(n: int = 20_000, seed: int = 15) -> list[str]:
+    """Lines of random words: nearly every line a template of its own, the miner's worst case
+    for work per line (a miss compares with nothing it can avoid). For speed, not accuracy."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnop"
+    vocab = ["".join(rng.choice(letters) for _ in range(rng.randint(3, 8))) for _ in range(3000)]
+    return [" ".join(rng.choice(vocab) for _ in range(rng.randint(4, 9))) for _ in range(n)]

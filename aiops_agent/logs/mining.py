@@ -93,6 +93,8 @@ class Cluster:
     size: int = 0
     routes: list[tuple[object, ...]] = field(default_factory=list, repr=False, compare=False)
     """The routes it is listed under."""
+    order: int = field(default=0, repr=False, compare=False)
+    """Founding order in its miner: the oldest of clusters that merge survives."""
     absorbed: bool = False
     """Merged into another cluster (see `siblings`): no longer matched; its id resolves to the
     survivor through `TemplateMiner.clusters`."""
@@ -115,6 +117,9 @@ class TemplateMiner:
     _routes: dict[tuple[object, ...], list[Cluster]] = field(default_factory=dict)
     _by_length: dict[int, list[Cluster]] = field(default_factory=dict)
     _generalized: dict[int, list[Cluster]] = field(default_factory=dict)
+    _siblings: dict[int, list[Cluster]] = field(default_factory=dict)
+    """Clusters by `_sibling_keys` of the tokens they were founded with: a miss looks up its
+    siblings there instead of comparing itself with every cluster of its length."""
     """By length, the clusters that absorbed siblings: reachable from any route."""
 
     def seed(self, template_id: str, template: str) -> Cluster:
@@ -127,9 +132,15 @@ class TemplateMiner:
         return cluster
 
     def _register(self, cluster: Cluster, route: tuple[object, ...]) -> None:
+        cluster.order = len(self.clusters)
         self.clusters[cluster.template_id] = cluster
         self._listed(cluster, route)
         self._by_length.setdefault(len(cluster.tokens), []).append(cluster)
+        keys = _sibling_keys(cluster.tokens)
+        if "sibling_pairs" in self.config.rules:
+            keys += _sibling_pair_keys(cluster.tokens)
+        for key in keys:
+            self._siblings.setdefault(key, []).append(cluster)
 
     def _listed(self, cluster: Cluster, route: tuple[object, ...]) -> None:
         self._routes.setdefault(route, []).append(cluster)
@@ -156,20 +167,22 @@ class TemplateMiner:
         constants = sum(t != WILDCARD and not is_level_marker(t) for t in general.tokens)
         if constants < SIBLINGS_SHARE:  # `<*>` or `<*> done` covers too much to say
             return general
-        family = [
-            c
-            for c in self._by_length.get(len(general.tokens), ())
-            if c is general
-            or (
-                not c.absorbed
-                and all(a in (WILDCARD, b) for a, b in zip(general.tokens, c.tokens, strict=True))
-            )
-        ]
+        family = {id(general): general}
+        for route in general.routes:  # a specialization shares a route with it (not scanned all)
+            for c in self._routes[route]:
+                if (
+                    not c.absorbed
+                    and len(c.tokens) == len(general.tokens)
+                    and all(
+                        a in (WILDCARD, b) for a, b in zip(general.tokens, c.tokens, strict=True)
+                    )
+                ):
+                    family[id(c)] = c
         if len(family) == 1:
             return general
-        survivor = family[0]
+        survivor, *rest = sorted(family.values(), key=lambda c: c.order)
         tokens = general.tokens
-        for other in family[1:]:
+        for other in rest:
             self._absorb(survivor, other)
         survivor.tokens = _merge(survivor.tokens, tokens)
         return survivor
@@ -224,39 +237,51 @@ class TemplateMiner:
         When `SIBLINGS` distinct words have been seen in that one position with everything
         else alike, the position holds a variable (a user, a service, a queue name) rather than
         a word of the statement: the siblings merge into the oldest, which takes the message.
+        With `sibling_pairs`, likewise for two positions. Siblings are looked up by key
+        (`_sibling_keys`), so a miss costs the same with ten clusters or ten thousand.
         """
-        by_position: dict[int, list[Cluster]] = {}
-        enums = "enums" in self.config.rules
-        capitalized = "capitalized" in self.config.rules
+        rules = self.config.rules
+        enums, capitalized = "enums" in rules, "capitalized" in rules
+        pairs = "sibling_pairs" in rules
         first = 1 if tokens and is_level_marker(tokens[0]) else 0
-        for cluster in self._by_length.get(len(tokens), ()):
-            if cluster.absorbed:
-                continue
-            where = -1
+        seen: set[int] = set()
+        candidates: list[Cluster] = []
+        keys = _sibling_keys(tokens) + (_sibling_pair_keys(tokens) if pairs else [])
+        for key in keys:
+            for cluster in self._siblings.get(key, ()):
+                if not cluster.absorbed and id(cluster) not in seen:
+                    seen.add(id(cluster))
+                    candidates.append(cluster)
+        candidates.sort(key=lambda c: c.order)
+        by_positions: dict[tuple[int, ...], list[Cluster]] = {}
+        for cluster in candidates:
+            where: list[int] = []
             shared = 0
             for i, (a, b) in enumerate(zip(cluster.tokens, tokens, strict=True)):
                 if a == b:
                     shared += a != WILDCARD and not is_level_marker(a)
                 elif a != WILDCARD and b != WILDCARD:
                     if (
-                        where >= 0
+                        len(where) >= 1 + pairs
                         or is_level_marker(a)
                         or (enums and (is_enum(a) or is_enum(b)))
                         or (capitalized and i > first and (is_capitalized(a) or is_capitalized(b)))
                     ):
-                        where = -2
+                        where = []
                         break
-                    where = i
-            if where >= 0 and shared >= SIBLINGS_SHARE:
-                by_position.setdefault(where, []).append(cluster)
-        for where, siblings in by_position.items():
-            words = {c.tokens[where] for c in siblings}
-            if len(words | {tokens[where]}) < SIBLINGS:
+                    where.append(i)
+            if where and shared >= SIBLINGS_SHARE + len(where) - 1:
+                by_positions.setdefault(tuple(where), []).append(cluster)
+        for positions, siblings in by_positions.items():
+            if any(
+                len({c.tokens[i] for c in siblings} | {tokens[i]}) < SIBLINGS for i in positions
+            ):
                 continue
             survivor, *others = siblings
             for other in others:
                 self._absorb(survivor, other)
-            survivor.tokens[where] = WILDCARD
+            for i in positions:
+                survivor.tokens[i] = WILDCARD
             generalized = self._generalized.setdefault(len(tokens), [])
             if survivor not in generalized:
                 generalized.append(survivor)
@@ -306,6 +331,38 @@ class TemplateMiner:
             if sim >= threshold and key > best_key:
                 best, best_key = cluster, key
         return best
+
+
+SIBLING_KEY_TOKENS = 64
+"""Longer messages are not looked up for siblings (keys cost the square of the length)."""
+
+
+def _sibling_keys(tokens: list[str]) -> list[int]:
+    """One key per word position: the position and every other token. Two messages that
+    differ in one word only share the key of that position."""
+    if len(tokens) > SIBLING_KEY_TOKENS:
+        return []
+    return [
+        hash((i, tuple(tokens[:i]), tuple(tokens[i + 1 :])))
+        for i, tok in enumerate(tokens)
+        if tok != WILDCARD and not is_level_marker(tok)
+    ]
+
+
+SIBLING_PAIR_TOKENS = 16
+"""Longer messages are not looked up for siblings differing in two positions."""
+
+
+def _sibling_pair_keys(tokens: list[str]) -> list[int]:
+    """One key per pair of word positions: the pair and every other token."""
+    if len(tokens) > SIBLING_PAIR_TOKENS:
+        return []
+    words = [i for i, tok in enumerate(tokens) if tok != WILDCARD and not is_level_marker(tok)]
+    return [
+        hash((i, j, tuple(tokens[:i]), tuple(tokens[i + 1 : j]), tuple(tokens[j + 1 :])))
+        for n, i in enumerate(words)
+        for j in words[n + 1 :]
+    ]
 
 
 def _merge(template: list[str], tokens: list[str]) -> list[str]:

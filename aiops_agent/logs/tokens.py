@@ -45,7 +45,7 @@ _CALENDAR = frozenset(
 ALL_RULES: frozenset[str] = frozenset(
     {
         *("hosts", "paths", "units", "kv_values"),
-        *("enums", "capitalized", "siblings", "subsume", "any_route"),
+        *("enums", "capitalized", "siblings", "sibling_pairs", "subsume", "any_route"),
     }
 )
 """- hosts: host names (`db.example.com`, `host:port`) and e-mail addresses are variables, and a
@@ -62,6 +62,8 @@ ALL_RULES: frozenset[str] = frozenset(
 - siblings: a position where SIBLINGS different words have been seen, the message otherwise
   alike, is a variable (see `TemplateMiner._absorb_siblings`): user and service names, first
   word or not, while two alternatives (`Accepted`/`Failed`) stay two templates;
+- sibling_pairs: the same for two positions at once (`<*> handed the ticket to <*>`), each
+  with SIBLINGS different words and one more word in common; messages up to 16 tokens;
 - subsume: a cluster that gains a variable takes in the clusters it now covers (same length,
   its constants in place): `user <*> from <*>` takes `user webmaster from <*>`, founded before
   the first value with a digit showed the position varies;

@@ -164,3 +164,16 @@ def test_capitalized_event_names_are_not_taken_for_a_variable() -> None:
     # the first word is capitalized by sentence case: it may still be a variable
     names = _ids(TemplateMiner(), [f"{u} signed the release notes" for u in ("Ann", "Bob", "Cyd")])
     assert len(set(names)) == 1
+
+
+def test_two_word_variables_merge_once_each_has_shown_three_values() -> None:
+    pairs = [("ann", "bo"), ("cy", "di"), ("ed", "flo"), ("gus", "hal"), ("ann", "di")]
+    lines = [f"{a} handed the ticket to {b} before lunch" for a, b in pairs]
+    ids = _ids(TemplateMiner(), lines)
+    assert len(set(ids)) == 1
+    template = TemplateMiner()
+    for line in lines:
+        cluster = template.add(line)
+    assert cluster.template == "<*> handed the ticket to <*> before lunch"
+    single = TemplateMiner(MinerConfig(rules=RULES - {"sibling_pairs"}))
+    assert len(set(_ids(single, lines))) > 1
