@@ -34,7 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,37 @@ def ours(stamps: Stamps, values: list[float]) -> list[bool]:
     return [detector.update(state, v).anomaly for v in values]
 
 
+def neighbour(change: Callable[[DetectorConfig], DetectorConfig]) -> Runner:
+    """`ours` with its configuration for the series changed by `change`."""
+
+    def runner(stamps: Stamps, values: list[float]) -> list[bool]:
+        config = change(DetectorConfig.for_window(typical_window(stamps) or 300.0))
+        detector = Detector(config)
+        state = detector.new_state()
+        return [detector.update(state, v).anomaly for v in values]
+
+    return runner
+
+
+SWEEP: dict[str, Callable[[DetectorConfig], DetectorConfig]] = {
+    "margin 0.25": lambda c: replace(c, margin=0.25),
+    "margin 1.0": lambda c: replace(c, margin=1.0),
+    "level_margin 0.5": lambda c: replace(c, level_margin=0.5),
+    "level_margin 2.0": lambda c: replace(c, level_margin=2.0),
+    "season_gain 0.35": lambda c: replace(c, season_gain=0.35),
+    "season_gain 0.7": lambda c: replace(c, season_gain=0.7),
+    "season off": lambda c: replace(c, season=0),
+    "rearm x0.5": lambda c: replace(c, rearm_after=max(1, c.rearm_after // 2)),
+    "rearm x2": lambda c: replace(c, rearm_after=c.rearm_after * 2),
+    "alarm_budget 0.2": lambda c: replace(c, alarm_budget=0.2),
+    "alarm_budget 0.01": lambda c: replace(c, alarm_budget=0.01),
+    "history x2/3": lambda c: replace(c, history=c.history * 2 // 3),
+}
+"""Neighbours of the default (`--sweep`), scored on every group: not to choose a default (that
+is decided on the tuned group alone) but to show whether the out-of-group figures sit on a
+knife's edge."""
+
+
 RUNNERS: dict[str, Runner] = {
     "ours": ours,
     "seed_ewma": lambda _stamps, values: seed_ewma(values),
@@ -307,6 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="only these groups (default: all, in-sample first)",
     )
+    parser.add_argument(
+        "--sweep", action="store_true", help="also score neighbours of the default (SWEEP)"
+    )
     args = parser.parse_args(argv)
     data = data_dir(args.data)
     absent = missing(data)
@@ -317,7 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    doc = run(data, RUNNERS, args.groups)
+    runners = dict(RUNNERS)
+    if args.sweep:
+        runners.update({f"ours, {k}": neighbour(change) for k, change in SWEEP.items()})
+    doc = run(data, runners, args.groups)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     table = markdown(doc)

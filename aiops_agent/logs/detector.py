@@ -117,14 +117,15 @@ class DetectorConfig:
         history = int(min(max(3 * per_day, 288), MAX_HISTORY))
         season = round(per_day)
         seasonal = 12 <= season <= history // 2 and abs(per_day - season) < 1e-6 * per_day
+        hour = min(max(3, round(3600 / seconds)), history // 12)  # short windows: what fits
         spans: dict[str, Any] = {
             "history": history,
             "min_history": int(min(max(per_day, 96), history // 2)),
-            "rearm_after": max(3, round(6 * 3600 / seconds)),
-            "level_windows": max(3, round(3600 / seconds)),
+            "rearm_after": min(max(3, round(6 * 3600 / seconds)), history // 2),
+            "level_windows": hour,
             "season": season if seasonal else 0,
             "season_width": max(1, round(season / 96)) if seasonal else 0,
-            "flat_min": max(3, round(3600 / seconds)),
+            "flat_min": hour,
             "windows_per_day": per_day,
         }
         return cls(**{**spans, **changes})

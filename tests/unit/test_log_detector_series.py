@@ -105,6 +105,9 @@ def test_the_time_base_scales_with_the_window() -> None:
     assert (hourly.season, hourly.rearm_after, hourly.min_history) == (24, 6, 96)
     assert hourly.history == 288  # never fewer values than that in the range
     assert DetectorConfig.for_window(60).season == 0  # a day does not fit in the history
+    seconds = DetectorConfig.for_window(1)  # the tests' and the demo's windows
+    assert seconds.level_windows == seconds.flat_min == seconds.history // 12
+    assert seconds.rearm_after == seconds.min_history == seconds.history // 2
     assert DetectorConfig() == FIVE_MIN
 
 
