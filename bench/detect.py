@@ -58,9 +58,9 @@ SWEEP: dict[str, dict[str, Any]] = {
     "level test off": {"level_windows": 0},
     "level_windows 9": {"level_windows": 9},
     "level_windows 16": {"level_windows": 16},
-    "level_margin 0.5": {"level_margin": 0.5},
-    "level_margin 2.0": {"level_margin": 2.0},
-    "level_windows 16, level_margin 2.0": {"level_windows": 16, "level_margin": 2.0},
+    "level_margin 1.0": {"level_margin": 1.0},
+    "level_margin 3.0": {"level_margin": 3.0},
+    "level_windows 16, level_margin 3.0": {"level_windows": 16, "level_margin": 3.0},
     "rearm_after 48": {"rearm_after": 48},
     "rearm_after 144": {"rearm_after": 144},
 }

@@ -206,8 +206,8 @@ def neighbour(change: Callable[[DetectorConfig], DetectorConfig]) -> Runner:
 SWEEP: dict[str, Callable[[DetectorConfig], DetectorConfig]] = {
     "margin 0.25": lambda c: replace(c, margin=0.25),
     "margin 1.0": lambda c: replace(c, margin=1.0),
-    "level_margin 0.5": lambda c: replace(c, level_margin=0.5),
-    "level_margin 2.0": lambda c: replace(c, level_margin=2.0),
+    "level_margin 1.0": lambda c: replace(c, level_margin=1.0),
+    "level_margin 3.0": lambda c: replace(c, level_margin=3.0),
     "season_gain 0.35": lambda c: replace(c, season_gain=0.35),
     "season_gain 0.7": lambda c: replace(c, season_gain=0.7),
     "season off": lambda c: replace(c, season=0),

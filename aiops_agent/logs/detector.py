@@ -84,8 +84,9 @@ class DetectorConfig:
     """Consecutive in-range windows before a new alert is possible."""
     level_windows: int = 12
     """Values in the rolling median that makes the level (one hour); 0 turns the level test off."""
-    level_margin: float = 1.0
-    """How far past the highest/lowest level of the history, in the levels' robust sigmas."""
+    level_margin: float = 2.0
+    """How far past the highest/lowest level of the history, in the levels' robust sigmas
+    (decided on realAWSCloudwatch: 1.0 finds the same 24 windows with 12 % more false episodes)."""
     season: int = 288
     """Windows in a day (the seasonal period); 0 turns the seasonal residuals off."""
     season_width: int = 3
