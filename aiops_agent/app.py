@@ -229,7 +229,7 @@ async def run_daemon(
                 parts.store,
                 parts.engine.answer_review,
                 metrics,
-                control=DynamoControlStore(clients, settings.patterns_table),
+                control=parts.control,
                 now=parts.clock.now,
             )
             http = await start_http_server(

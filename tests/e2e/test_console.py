@@ -128,6 +128,7 @@ async def test_signed_in_the_list_shows_the_waiting_incident(
         assert incident_id not in other
         status, _, page = await alice.get(f"/console/incidents/{incident_id}")
         assert status == 200 and "Approve and run the plan" in page and "Audit trail" in page
+        assert "Policy decision" in page and "autonomy <strong>act</strong>" in page
     # The same pages for a script with the token as a bearer token.
     async with ConsoleUser(agent.url, headers={"Authorization": f"Bearer {TOKEN}"}) as script:
         status, _, html = await script.get("/console/incidents?state=AWAITING_APPROVAL")
