@@ -249,6 +249,8 @@ async def run_daemon(
                 max_concurrency=settings.max_concurrency,
                 wait_seconds=settings.receive_wait_seconds,
                 drain_seconds=settings.drain_seconds,
+                retry_base_s=settings.retry_base_seconds,
+                retry_max_s=settings.retry_max_seconds,
             )
             sweeper = Sweeper(
                 store=parts.store,

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     verify_timeout_seconds: float = Field(default=600, gt=0)
     verify_interval_seconds: float = Field(default=10, gt=0)
     drain_seconds: float = Field(default=20, gt=0, le=28)
+    retry_base_seconds: float = Field(default=5, gt=0)
+    retry_max_seconds: float = Field(default=300, gt=0, le=43200)
+    """A message whose handler failed comes back after base * 4^(n-1) s (n: its receive count),
+    at most the max: with maxReceiveCount 5 an outage of several minutes dead-letters nothing."""
     aws_max_attempts: int = Field(default=5, ge=1, le=20)
     bedrock_endpoint_url: str | None = None
     bedrock_timeout_seconds: float = Field(default=20, gt=0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,8 +35,28 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[str], Awaitable[None]]
 DELETE_LINGER_S = 0.2
 """How long a handled message may wait for others to share its DeleteMessageBatch."""
+RETRY_BASE_S = 5.0
+RETRY_MAX_S = 300.0
+RETRY_FACTOR = 4.0
 CALL_TIMEOUT_S = 10.0
 """A bound on each queue call around the handler (DLQ send, delete, visibility)."""
+
+
+def redelivery_delay(
+    receives: int,
+    base_s: float = RETRY_BASE_S,
+    max_s: float = RETRY_MAX_S,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds until a message whose handler failed on its `receives`-th receive comes back:
+    `base * 4^(receives-1)` capped at `max`, less up to a quarter at random (retries spread out).
+
+    With the defaults (5 s, 300 s) and maxReceiveCount 5: 5, 20, 80, 300, 300 s, so the 5th
+    receive comes 5-7 minutes after the first failure and the dead-letter queue only after 9-12
+    minutes: an outage of several minutes (throttling, a regional blip) costs no event. Pure.
+    """
+    delay = min(base_s * RETRY_FACTOR ** max(receives - 1, 0), max_s)
+    return max(1.0, min(delay * (1 - 0.25 * rand()), 43_200.0))
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,8 @@ class SqsConsumer:
         visibility_timeout: int = 30,
         loop_name: str = "sqs",
         delete_linger_s: float = DELETE_LINGER_S,
+        retry_base_s: float = RETRY_BASE_S,
+        retry_max_s: float = RETRY_MAX_S,
     ) -> None:
         self._clients = clients
         self._queue_url = queue_url
@@ -77,6 +100,8 @@ class SqsConsumer:
         self._visibility = visibility_timeout
         self._loop_name = loop_name
         self._delete_linger_s = delete_linger_s
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
         self._tasks: set[asyncio.Task[None]] = set()
         self._to_delete: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -288,16 +313,17 @@ class SqsConsumer:
             return False
 
     async def _retry_later(self, sqs: Any, message: dict[str, Any], receives: int) -> None:
-        """Make a failed message visible again after a short backoff (2, 4, 8 ... 60 s), not
-        after the whole visibility timeout; the redrive policy still ends a message that keeps
-        failing in the dead-letter queue."""
-        backoff = min(2**receives, 60, self._visibility)
+        """Make a failed message visible again after a backoff that spans an AWS outage of
+        minutes (`redelivery_delay`), not one of 2..32 s that dead-letters an event after a
+        one-minute hiccup; the redrive policy still ends a message that keeps failing in the
+        dead-letter queue."""
+        backoff = redelivery_delay(receives, self._retry_base_s, self._retry_max_s)
         try:
             async with asyncio.timeout(5):
                 await sqs.change_message_visibility(
                     QueueUrl=self._queue_url,
                     ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=backoff,
+                    VisibilityTimeout=round(backoff),
                 )
         except Exception as exc:  # it comes back after the visibility timeout instead
             log.warning("sqs.backoff_failed", error=repr(exc))

@@ -81,6 +81,10 @@ FAST_AGENT = {
     "AIOPS_VERIFY_INTERVAL_SECONDS": "0.5",
     "AIOPS_VERIFY_TIMEOUT_SECONDS": "30",
     "AIOPS_DRAIN_SECONDS": "2",
+    # A failed message comes back in 1-3 s, not after minutes (the production backoff spans an
+    # AWS outage; test_faults_aws.py tests it with the defaults).
+    "AIOPS_RETRY_BASE_SECONDS": "1",
+    "AIOPS_RETRY_MAX_SECONDS": "3",
     "AIOPS_COOLDOWN_MINUTES": "0",
     "AIOPS_AWS_MAX_ATTEMPTS": "3",
     # Tests that recover dozens of instances at once are not the mass event the breaker is for.

@@ -3,7 +3,8 @@
 Each test runs the agent as its own process behind the proxy (tests/aws_proxy.py) and switches
 on one behaviour moto does not have: a dead-letter queue whose SendMessage fails (KMS throttling,
 AccessDenied, the network), a long poll that outlives its caller during a rolling deploy, Logs
-Insights queries that stay Running, a call that hangs while the daemon is told to stop.
+Insights queries that stay Running, a call that hangs while the daemon is told to stop, an
+outage of most of a minute.
 """
 
 from __future__ import annotations
@@ -201,3 +202,33 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return run
+
+
+async def test_a_minute_long_aws_outage_dead_letters_nothing(
+    aws: AwsClients, make_stack: MakeStack, proxy: AwsProxy, start_agent: StartAgent
+) -> None:
+    """DynamoDB answers 503 for 45 s (the handler fails on every receive meanwhile). With the
+    production retry settings and maxReceiveCount 5, the event is handled after the outage
+    instead of landing in the dead-letter queue (2..32 s backoffs spent all 5 receives in 62 s)."""
+    stack = await make_stack(visibility_timeout=30, max_receive_count=5)
+    ec2, sqs = await aws.client("ec2"), await aws.client("sqs")
+    (instance,) = await launch_instances(ec2, 1)
+    agent = await start_agent(
+        stack,
+        proxy.url,
+        AIOPS_RETRY_BASE_SECONDS="5",  # the production defaults (FAST_AGENT shortens them)
+        AIOPS_RETRY_MAX_SECONDS="300",
+    )
+    outage = proxy.fail(service="dynamodb", error="unavailable", for_seconds=45)
+    await send_bodies(sqs, stack.queue_url, [json.dumps(ec2_state_event(instance, "stopped"))])
+
+    async def recovered() -> bool:
+        return (await instance_states(ec2, [instance]))[instance] == "running"
+
+    await wait_for(recovered, within=200, interval=1.0, what="the event handled after the outage")
+    assert outage.failed > 0 and outage.exhausted
+    failures = agent.events("sqs.handler_failed")
+    assert len(failures) >= 2, "the handler failed during the outage"
+    assert max(int(f["receive_count"]) for f in failures) < 5
+    assert await queue_depth(sqs, stack.dead_letter_queue_url) == (0, 0)
+    assert agent.alive()
