@@ -270,10 +270,16 @@ class SqsConsumer:
                 continue
             try:
                 async with asyncio.timeout(10):
-                    await sqs.change_message_visibility_batch(
+                    response = await sqs.change_message_visibility_batch(
                         QueueUrl=self._queue_url, Entries=entries
                     )
-                log.info("sqs.visibility_extended", count=len(entries), seconds=self._visibility)
+                failed = self._batch_failures(response, "change_visibility")
+                log.info(
+                    "sqs.visibility_extended",
+                    count=len(entries) - failed,
+                    failed=failed,
+                    seconds=self._visibility,
+                )
             except Exception as exc:
                 log.warning("sqs.visibility_extend_failed", error=repr(exc))
                 self._metrics.sqs_failure("change_visibility")
@@ -401,6 +407,14 @@ class SqsConsumer:
         for _ in range(len(entries) - len(failed)):
             self._metrics.message_handled("deleted")
 
+    def _batch_failures(self, response: Any, operation: str) -> int:
+        """Log and count the `Failed` entries of a batch answer; how many there were."""
+        failed = response.get("Failed", []) if isinstance(response, dict) else []
+        for failure in failed:
+            log.warning(f"sqs.{operation}_entry_failed", code=failure.get("Code"))
+            self._metrics.sqs_failure(operation)
+        return len(failed)
+
     async def _release(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
         """Make cancelled messages visible again at once (shielded and bounded)."""
         entries = [
@@ -408,15 +422,20 @@ class SqsConsumer:
             for i, m in enumerate(messages)
         ]
 
-        async def release() -> None:
+        async def release() -> Any:
             async with asyncio.timeout(5):
-                await sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+                return await sqs.change_message_visibility_batch(
+                    QueueUrl=self._queue_url, Entries=entries
+                )
 
         try:
-            await asyncio.shield(release())
-            for _ in entries:
+            response = await asyncio.shield(release())
+            # A batch call answers 200 with a `Failed` entry per message it did not change:
+            # those come back after their visibility timeout, and are not counted as released.
+            failed = self._batch_failures(response, "release")
+            for _ in range(len(entries) - failed):
                 self._metrics.message_handled("released")
-            log.info("sqs.released", count=len(entries))
+            log.info("sqs.released", count=len(entries) - failed, failed=failed)
         except Exception as exc:
             log.warning("sqs.release_failed", error=repr(exc))
             self._metrics.sqs_failure("release")
