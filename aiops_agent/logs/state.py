@@ -277,4 +277,5 @@ class PatternStore:
                     break
                 await asyncio.sleep(0.05 * 2**attempt)
             if pending:
-                log.warning("logs.templates_unsaved", log_group=group, count=len(pending))
+                unsaved = sum(len(v) for v in pending.values())
+                log.warning("logs.templates_unsaved", log_group=group, count=unsaved)
