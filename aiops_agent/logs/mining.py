@@ -123,13 +123,36 @@ class TemplateMiner:
     """By length, the clusters that absorbed siblings: reachable from any route."""
 
     def seed(self, template_id: str, template: str) -> Cluster:
-        """Restore a stored cluster (its id and template) before any message is added."""
+        """Restore a stored cluster (its id and template) before any message is added.
+
+        An id stored with the template of a cluster already seeded (one merged into another,
+        stored under the survivor's template) becomes an alias of it, not a second cluster."""
         existing = self.clusters.get(template_id)
         if existing is not None:
             return existing
-        cluster = Cluster(template_id, template.split(" ") if template else [])
+        tokens = template.split(" ") if template else []
+        for same in self._by_length.get(len(tokens), ()):
+            if same.tokens == tokens and not same.absorbed:
+                self.clusters[template_id] = same
+                return same
+        cluster = Cluster(template_id, tokens)
         self._register(cluster, self._route(cluster.tokens))
+        self._reachable(cluster)
         return cluster
+
+    def _reachable(self, cluster: Cluster) -> None:
+        """List `cluster` among those every route can reach when a variable sits among its
+        routing tokens: `<*> logged out` is not on the route of `dave logged out`."""
+        constants = 0
+        for tok in cluster.tokens:
+            if constants >= self.config.prefix_depth:
+                return
+            if tok == WILDCARD:
+                generalized = self._generalized.setdefault(len(cluster.tokens), [])
+                if cluster not in generalized:
+                    generalized.append(cluster)
+                return
+            constants += not is_level_marker(tok)
 
     def _register(self, cluster: Cluster, route: tuple[object, ...]) -> None:
         cluster.order = len(self.clusters)

@@ -177,3 +177,15 @@ def test_two_word_variables_merge_once_each_has_shown_three_values() -> None:
     assert cluster.template == "<*> handed the ticket to <*> before lunch"
     single = TemplateMiner(MinerConfig(rules=RULES - {"sibling_pairs"}))
     assert len(set(_ids(single, lines))) > 1
+
+
+def test_a_merged_id_seeded_after_a_restart_is_an_alias_not_a_second_cluster() -> None:
+    miner = TemplateMiner()
+    ids = _ids(miner, [f"{u} logged out of the console" for u in ("alice", "bob", "carol")])
+    stored = {tid: miner.clusters[tid].template for tid in {*ids, *miner.clusters}}
+    assert len(stored) == 2  # alice's id (the survivor) and bob's, both spelled the same
+    again = TemplateMiner()
+    for tid, template in stored.items():
+        again.seed(tid, template)
+    assert len({id(c) for c in again.clusters.values()}) == 1
+    assert again.add("dave logged out of the console").template_id in stored  # the first seeded
