@@ -96,6 +96,7 @@ ALERTS = {
     "AiopsLoopStalled",
     "AiopsBreakerOpen",
     "AiopsAnalyzerFallbacksHigh",
+    "AiopsQueueOperationsFailing",
 }
 
 
@@ -175,6 +176,13 @@ def _rule_tests() -> dict[str, Any]:
         "description": "The model is failing, throttled or answering badly "
         "(aiops_analyzer_fallbacks_total by reason says which); the rules decide meanwhile.",
     }
+    queue_annotations = {
+        "summary": "Queue dead_letter calls keep failing",
+        "description": "The agent survives these (messages stay on the queue for redelivery), "
+        "but a failing dead_letter means poison messages wait for the queue's own redrive, and "
+        "failing deletes mean handled events are delivered again. Check the queue's and the KMS "
+        "key's permissions and throttling (log events sqs.*_failed).",
+    }
     failed = {"outcome": "FAILED", "resource_type": "ec2"}
     bedrock_ok = {"analyzer": "bedrock", "outcome": "ok"}
     bedrock_err = {"analyzer": "bedrock", "outcome": "error"}
@@ -195,6 +203,15 @@ def _rule_tests() -> dict[str, Any]:
                     ),
                     # one message dead-lettered at minute 5
                     _series("aiops_messages_dead_lettered_total", {"reason": "other"}, "0x4 1x15"),
+                    # DLQ sends fail once a minute from minute 10; one delete failure alone
+                    _series(
+                        "aiops_sqs_operation_failures_total",
+                        {"operation": "dead_letter"},
+                        "0x9 0+1x30",
+                    ),
+                    _series(
+                        "aiops_sqs_operation_failures_total", {"operation": "delete"}, "0 1x40"
+                    ),
                     # scrape fails from minute 2
                     _series("up", {}, "1 1 0x18"),
                     # `sqs` beats every minute (value = unix time), `logs` stopped at 0
@@ -217,6 +234,21 @@ def _rule_tests() -> dict[str, Any]:
                     ),
                 ],
                 "alert_rule_test": [
+                    {
+                        "eval_time": "12m",
+                        "alertname": "AiopsQueueOperationsFailing",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "20m",
+                        "alertname": "AiopsQueueOperationsFailing",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", "operation": "dead_letter"},
+                                "exp_annotations": queue_annotations,
+                            }
+                        ],
+                    },
                     {"eval_time": "1m", "alertname": "AiopsRecoveryFailures", "exp_alerts": []},
                     {
                         "eval_time": "10m",
