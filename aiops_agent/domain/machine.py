@@ -244,8 +244,24 @@ def _on_analyzed(inc: Incident, sig: Analyzed, now: datetime, policy: Policy) ->
 def _on_analysis_failed(
     inc: Incident, sig: AnalysisFailed, now: datetime, policy: Policy
 ) -> Result:
-    detail = f"analysis failed ({sig.error}): manual review"
-    return _await_review(inc, now, policy, detail, "analysis failed", sig.error)
+    d = sig.policy
+    inc = inc.model_copy(
+        update={
+            "policy": d,
+            "tags": sig.tags or inc.tags,
+            "tags_read_at": sig.tags_read_at or inc.tags_read_at,
+        }
+    )
+    detail = f"analysis failed ({sig.error})"
+    if d is not None:
+        detail = f"{detail}; policy {d.autonomy.value}: {d.because}"
+        if d.silence_id is not None:
+            return _close(inc, now, S.SUPPRESSED, f"{detail}: silenced", notify=False)
+        if d.autonomy is Autonomy.OFF:
+            return _close(inc, now, S.IGNORED, f"{detail}: no notification", notify=False)
+        if d.autonomy is Autonomy.NOTIFY:
+            return _close(inc, now, S.NOTIFIED, f"{detail}: notify only")
+    return _await_review(inc, now, policy, f"{detail}: manual review", "analysis failed", sig.error)
 
 
 def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy) -> Result:

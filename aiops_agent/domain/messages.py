@@ -51,6 +51,10 @@ class AnalysisFailed(_Msg):
     kind: Literal["analysis_failed"] = "analysis_failed"
     command_id: str
     error: str
+    policy: PolicyDecision | None = None
+    """The policy decision all the same: a silence or `off` keeps even this one quiet."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    tags_read_at: datetime | None = None
 
 
 class PlanReady(_Msg):

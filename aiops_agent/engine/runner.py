@@ -116,7 +116,17 @@ class CommandRunner:
             analysis = await self._analyzer.analyze(incident.event)
         except Exception as exc:  # the analyzer's failure is an outcome, not a crash
             log.warning("analysis.failed", error=repr(exc))
-            return AnalysisFailed(command_id=command.id, error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            if self._gate is None:
+                return AnalysisFailed(command_id=command.id, error=error)
+            decision, tags, read_at = await self._gate.decide(incident)
+            return AnalysisFailed(
+                command_id=command.id,
+                error=error,
+                policy=decision,
+                tags=tags.tags,
+                tags_read_at=read_at if tags.tags else None,
+            )
         if self._gate is None or analysis.classification is Classification.NORMAL:
             return Analyzed(command_id=command.id, analysis=analysis)
         judged = incident.model_copy(update={"classification": analysis.classification})

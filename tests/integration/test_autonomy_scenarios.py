@@ -92,7 +92,7 @@ async def topic(proxy: AwsProxy, unique: str) -> str:
 async def make_replica(proxy: AwsProxy, topic: str, unique: str) -> AsyncIterator[Any]:
     opened: list[AwsClients] = []
 
-    async def make(**overrides: Any) -> Replica:
+    async def make(analyzer: Any = None, **overrides: Any) -> Replica:
         settings = Settings(
             aws_endpoint_url=proxy.url,
             incident_table=f"inc-{unique}",
@@ -108,7 +108,7 @@ async def make_replica(proxy: AwsProxy, topic: str, unique: str) -> AsyncIterato
         opened.append(clients)
         await ensure_tables(clients, settings.incident_table, settings.patterns_table)
         ticks = Ticks()
-        parts = build_components(settings, clients, metrics, monotonic=ticks)
+        parts = build_components(settings, clients, metrics, monotonic=ticks, analyzer=analyzer)
         return Replica(parts, metrics, clients, ticks)
 
     yield make
@@ -421,3 +421,37 @@ async def test_a_deleted_resource_keeps_the_tags_of_an_earlier_sighting(
     assert deleted.workflow_state is S.NOTIFIED, timeline(deleted)
     assert "tags recorded at an earlier sighting" in timeline(deleted)
     assert "the resource is not found now" in timeline(deleted)
+
+
+class BrokenAnalyzer:
+    name = "broken"
+
+    async def analyze(self, event: Any) -> Any:
+        raise TimeoutError("the model did not answer")
+
+
+async def test_a_silence_keeps_even_a_failed_analysis_quiet(
+    make_replica: Any, proxy: AwsProxy
+) -> None:
+    replica: Replica = await make_replica(analyzer=BrokenAnalyzer())
+    quiet_id = await stopped_instance(replica.aws, team="payments")
+    loud_id = await stopped_instance(replica.aws, team="search")
+    now = datetime.now(UTC)
+    await replica.parts.control.add_silence(
+        Silence(
+            silence_id="sil-quiet",
+            matchers=(Matcher.parse("tag:team=payments"),),
+            starts_at=now - timedelta(minutes=1),
+            ends_at=now + timedelta(hours=1),
+            author="alice",
+            reason="maintenance",
+            created_at=now,
+        )
+    )
+    quiet = await replica.handle(stopped(quiet_id))
+    loud = await replica.handle(stopped(loud_id))
+    assert quiet.workflow_state is S.SUPPRESSED, timeline(quiet)
+    assert "analysis failed (TimeoutError" in timeline(quiet)
+    assert published_about(proxy, quiet_id) == 0
+    assert loud.workflow_state is S.AWAITING_APPROVAL, timeline(loud)
+    assert published_about(proxy, loud_id) == 1

@@ -17,7 +17,7 @@ from aiops_agent.domain.autonomy import (
     tier_of,
 )
 from aiops_agent.domain.machine import decide
-from aiops_agent.domain.messages import Analyzed, EventReceived, PlanReady
+from aiops_agent.domain.messages import AnalysisFailed, Analyzed, EventReceived, PlanReady
 from aiops_agent.domain.models import (
     Analysis,
     Autonomy,
@@ -382,3 +382,29 @@ def test_an_anomaly_is_notified_under_ask_and_act_but_not_under_a_silence() -> N
         )
         assert inc.workflow_state is state
         assert bool(commands) is not silenced
+
+
+@pytest.mark.parametrize(
+    ("autonomy", "silenced", "state", "notifies"),
+    [
+        (A.OFF, True, WorkflowState.SUPPRESSED, False),
+        (A.OFF, False, WorkflowState.IGNORED, False),
+        (A.NOTIFY, False, WorkflowState.NOTIFIED, True),
+        (A.ASK, False, WorkflowState.AWAITING_APPROVAL, True),
+        (A.ACT, False, WorkflowState.AWAITING_APPROVAL, True),
+    ],
+)
+def test_a_failed_analysis_passes_the_policy_too(
+    autonomy: Autonomy, silenced: bool, state: WorkflowState, notifies: bool
+) -> None:
+    decision = PolicyDecision(
+        autonomy=autonomy, because="why", silence_id="sil-1" if silenced else None
+    )
+    inc, _ = decide(incident(), EventReceived(event=incident().event), T0)
+    inc, commands = decide(
+        inc, AnalysisFailed(command_id="analyze", error="Timeout", policy=decision), T0
+    )
+    assert inc.workflow_state is state
+    assert any(c.kind == "notify" for c in commands) is notifies
+    assert inc.policy == decision
+    assert f"analysis failed (Timeout); policy {autonomy.value}: why" in inc.timeline[-1].detail
