@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bench.detector_holdout import GROUPS, TUNED_ON, main, meets, score_series
+from bench.detector_holdout import GROUPS, TUNED_ON, Group, main, meets, score_group, score_series
 
 T0 = datetime(2024, 1, 1)
 
@@ -24,6 +25,9 @@ def test_lead_is_measured_from_the_labelled_point_not_the_window_start() -> None
     result = score_series(stamps, flags, spans, [stamps[42]])
     assert result["found"] == 1
     assert result["delays_from_point_minutes"] == [-10.0]
+    flags[40], flags[21] = False, True  # 105 minutes early: found, but not near the point
+    assert score_series(stamps, flags, spans, [stamps[42]])["delays_from_point_minutes"] == [-105.0]
+    flags[21], flags[40] = False, True
     flags[40], flags[45] = False, True
     assert score_series(stamps, flags, spans, [stamps[42]])["delays_from_point_minutes"] == [15.0]
 
@@ -53,3 +57,27 @@ def test_absent_data_is_said_and_fails(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "NAB data absent" in err and "AIOPS_BENCH_DATA" in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_group_sums_its_series_and_counts_hits_near_the_point(tmp_path: Path) -> None:
+    stamps = _stamps(300)
+    rows = "\n".join(f"{t:%Y-%m-%d %H:%M:%S},{i % 7}" for i, t in enumerate(stamps))
+    (tmp_path / "g").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / "g" / name).write_text("timestamp,value\n" + rows + "\n")
+    span = [f"{stamps[100]:%Y-%m-%d %H:%M:%S}", f"{stamps[200]:%Y-%m-%d %H:%M:%S}"]
+    point = f"{stamps[150]:%Y-%m-%d %H:%M:%S}"
+    (tmp_path / "w.json").write_text(json.dumps({"g/a.csv": [span], "g/b.csv": [span]}))
+    (tmp_path / "l.json").write_text(json.dumps({"g/a.csv": [point], "g/b.csv": [point]}))
+    group = Group("g", "g", "w.json", "l.json")
+
+    def runner(_stamps: list[datetime], values: list[float]) -> list[bool]:
+        flags = [False] * len(values)
+        flags[105] = flags[160] = True  # a: 225 minutes early; b: same rows
+        return flags
+
+    result = score_group(runner, tmp_path, group)
+    assert (result["windows_found"], result["windows"], result["series"]) == (2, 2, 2)
+    assert result["found_within_hour_of_point"] == 0
+    assert result["median_delay_from_point_minutes"] == -225.0
+    assert result["alerts_before_point"] == 2 and result["false_episodes"] == 0
