@@ -175,6 +175,15 @@ async def test_four_instances_tagged_off_notify_ask_act(make_replica: Any, proxy
         "act": S.COMPLETED,
     }
     assert started(proxy) == [ids["act"]]  # StartInstances ran once, on the act one
+    # What deciding cost: one tag read per incident, one read of the control state for all
+    # four (the copy is fresh for AIOPS_CONTROL_REFRESH_SECONDS).
+    assert proxy.count("GetResources") == 4
+    control_reads = [
+        c
+        for c in proxy.select("Query")
+        if c.params.get("ExpressionAttributeValues", {}).get(":pk") == {"S": "control"}
+    ]
+    assert len(control_reads) == 1
     for level, incident in got.items():
         public = incident.to_public()
         assert public["policy"]["autonomy"] == level
