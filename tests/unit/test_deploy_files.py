@@ -97,6 +97,7 @@ ALERTS = {
     "AiopsBreakerOpen",
     "AiopsAnalyzerFallbacksHigh",
     "AiopsQueueOperationsFailing",
+    "AiopsPausedLong",
 }
 
 
@@ -182,6 +183,11 @@ def _rule_tests() -> dict[str, Any]:
         "but a failing dead_letter means poison messages wait for the queue's own redrive, and "
         "failing deletes mean handled events are delivered again. Check the queue's and the KMS "
         "key's permissions and throttling (log events sqs.*_failed).",
+    }
+    paused_annotations = {
+        "summary": "The agent has been paused for over 2 hours",
+        "description": "While paused nothing runs without a person. `aiops-agent status` says "
+        "who paused it, why and since when; `aiops-agent resume` when the reason is gone.",
     }
     failed = {"outcome": "FAILED", "resource_type": "ec2"}
     bedrock_ok = {"analyzer": "bedrock", "outcome": "ok"}
@@ -339,7 +345,28 @@ def _rule_tests() -> dict[str, Any]:
                         ],
                     },
                 ],
-            }
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    # paused at minute 5, as two replicas report it: one alert, not one each
+                    _series("aiops_paused", {}, "0x5 1x150"),
+                    _series("aiops_paused", {"instance": "agent-2:8080"}, "0x5 1x150"),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "2h", "alertname": "AiopsPausedLong", "exp_alerts": []},
+                    {
+                        "eval_time": "2h10m",
+                        "alertname": "AiopsPausedLong",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning"},
+                                "exp_annotations": paused_annotations,
+                            }
+                        ],
+                    },
+                ],
+            },
         ],
     }
 
