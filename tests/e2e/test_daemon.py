@@ -308,18 +308,14 @@ async def test_run_command_exits_0_on_sigterm(
                     return False
 
             assert await wait_for(ready, within=30)
-        # A 20 s long poll is in flight: the drain must cancel it, not wait it out. The contract's
-        # 30 s limit is proc.wait's timeout; the receive's 20 s is what a drain that awaited the
-        # poll would take at the least, so the test fails then, load or not.
-        started = time.monotonic()
+        # A 20 s long poll is in flight: the stop lets it finish and gives back what it brings
+        # (sources/sqs.py `_last_poll`), within the contract's 30 s: proc.wait's timeout.
         proc.send_signal(signal.SIGTERM)
         try:
             code = await asyncio.to_thread(proc.wait, 30)
         except subprocess.TimeoutExpired:
             pytest.fail("no exit within the contract's 30 s after SIGTERM")
-        elapsed = time.monotonic() - started
         assert code == 0
-        assert elapsed < RECEIVE_WAIT, f"{elapsed:.1f} s: the drain waited out the long poll"
         out = log_path.read_text()
         lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         assert any(line.get("event") == "agent.started" for line in lines), out
