@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +24,9 @@ from aiops_agent.analysis.factory import build_analyzer, build_bedrock_clients, 
 from aiops_agent.aws.calendars import CalendarReader
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.aws.identity import own_principals
+from aiops_agent.aws.origin import InstanceOrigin
 from aiops_agent.aws.tags import TagReader
+from aiops_agent.aws.trails import management_trail
 from aiops_agent.console.web import build_console
 from aiops_agent.domain.ports import (
     ActionCatalog,
@@ -103,6 +106,7 @@ def build_components(
     control: ControlStore | None = None,
     tags: TagSource | None = None,
     monotonic: Callable[[], float] | None = None,
+    trail_logged: bool | None = None,
 ) -> Components:
     """Everything the daemon runs on. `monotonic` drives the policy's caches (a test's clock)."""
     clock = SystemClock()
@@ -145,8 +149,9 @@ def build_components(
         notifier=notifier,
         clock=clock,
         metrics=metrics,
-        config=settings.planner_config(),
+        config=dataclasses.replace(settings.planner_config(), trail_logged=trail_logged),
         holds=gate,
+        origin=InstanceOrigin(clients),
     )
     runner = CommandRunner(
         analyzer=analyzer,
@@ -216,6 +221,11 @@ async def run_daemon(
             bedrock_clients = build_bedrock_clients(settings, metrics)
             if bedrock_clients is not None:
                 await stack.enter_async_context(bedrock_clients)
+            trail = await management_trail(clients)
+            if trail.logging is False:
+                log.warning("startup.no_cloudtrail_trail", detail=trail.detail)
+            elif trail.logging is None:
+                log.warning("startup.cloudtrail_unknown", detail=trail.detail)
             parts = build_components(
                 settings,
                 clients,
@@ -223,6 +233,7 @@ async def run_daemon(
                 catalog=catalog,
                 bedrock_clients=bedrock_clients,
                 own_principals=await own_principals(clients),
+                trail_logged=trail.logging,
             )
             console = build_console(
                 settings,

@@ -110,10 +110,15 @@ async def _analyze_with_model(settings: Settings, events: list[Any]) -> list[Any
 
 async def bootstrap(settings: Settings, *, as_json: bool) -> int:
     from aiops_agent.app import build_clients
+    from aiops_agent.aws.trails import management_trail
     from aiops_agent.provision.bootstrap import bootstrap as do_bootstrap
 
     async with build_clients(settings) as clients:
         result = await do_bootstrap(clients, settings)
+        trail = await management_trail(clients)
+    if trail.logging is not True:
+        # stderr, so that --json stays one object; the daemon says it again at start-up
+        print(f"warning: {trail.detail}", file=sys.stderr)
     if as_json:
         _out(result.to_json())
         return EXIT_OK

@@ -91,6 +91,7 @@ async def _run(
                 update={"queue_url": boot.queue_url, "sns_topic_arn": boot.sns_topic_arn}
             )
             _say(f"bootstrapped: {', '.join(boot.created)}", as_json)
+            await _demo_trail(clients)
             inbox = await _subscribe_inbox(clients, boot.sns_topic_arn)
             prepared = [(s, await s.prepare(clients)) for s in SCENARIOS]
             stop = asyncio.Event()
@@ -112,6 +113,19 @@ async def _run(
                 finally:
                     stop.set()
     return code
+
+
+async def _demo_trail(clients: AwsClients) -> None:
+    """A trail that logs management events, as the account the agent watches must have: the
+    agent asks a person before undoing a stop made through the API that no trail can attribute.
+    """
+    s3 = await clients.client("s3")
+    await s3.create_bucket(Bucket="aiops-demo-trail")
+    cloudtrail = await clients.client("cloudtrail")
+    await cloudtrail.create_trail(
+        Name="aiops-demo", S3BucketName="aiops-demo-trail", IsMultiRegionTrail=True
+    )
+    await cloudtrail.start_logging(Name="aiops-demo")
 
 
 async def _tour(

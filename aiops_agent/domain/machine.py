@@ -285,6 +285,7 @@ def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy)
         return _close(inc, now, S.NOTIFIED, f"shadow mode: would run {plan_text}")
     approved = inc.approved_by is not None
     needs_approval = inc.approval_required or sig.requires_approval
+    note = f"{sig.note}; " if sig.note else ""
     if needs_approval and not approved:
         why = ""
         if inc.policy is not None and inc.policy.autonomy is Autonomy.ASK:
@@ -293,11 +294,11 @@ def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy)
             inc,
             now,
             policy,
-            f"plan {plan_text} needs approval{why}",
+            f"{note}plan {plan_text} needs approval{why}",
             "approval needed",
             f"Plan: {plan_text}. aiops-agent incidents approve {inc.incident_id}",
         )
-    return _start_step(inc, now, 0, f"plan: {plan_text}; executing step 1/{len(sig.steps)}")
+    return _start_step(inc, now, 0, f"{note}plan: {plan_text}; executing step 1/{len(sig.steps)}")
 
 
 def _on_plan_deferred(inc: Incident, sig: PlanDeferred, now: datetime, _: Policy) -> Result:

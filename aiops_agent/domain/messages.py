@@ -63,6 +63,8 @@ class PlanReady(_Msg):
     steps: tuple[PlanStep, ...]
     requires_approval: bool = False
     """An action of the plan is one the catalog says a person must approve."""
+    note: str = ""
+    """Why the plan goes ahead as it does (e.g. why no author was waited for): in the timeline."""
 
 
 class Suppressed(_Msg):

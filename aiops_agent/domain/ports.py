@@ -170,5 +170,13 @@ class ActionCatalog(Protocol):
         """Whether a person must approve this action before it runs, whatever the analysis."""
 
 
+class ChangeOrigin(Protocol):
+    """Who caused a change reported without an author, as the resource itself says."""
+
+    async def origin(self, event: NormalizedEvent) -> tuple[str, str]:
+        """(`system` | `user` | `unknown`, the resource's own words)."""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...

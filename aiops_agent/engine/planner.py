@@ -24,9 +24,16 @@ from aiops_agent.domain.messages import (
     Signal,
     Suppressed,
 )
-from aiops_agent.domain.models import Autonomy, Incident, PlanStep, WorkflowState
+from aiops_agent.domain.models import (
+    Autonomy,
+    Incident,
+    NormalizedEvent,
+    PlanStep,
+    WorkflowState,
+)
 from aiops_agent.domain.ports import (
     ActionCatalog,
+    ChangeOrigin,
     Clock,
     Coordination,
     IncidentStore,
@@ -53,6 +60,18 @@ class PlannerConfig:
     attribution_grace: timedelta = timedelta(0)
     """Wait, from the change, for the CloudTrail record of a change reported without its author
     (`AIOPS_ATTRIBUTION_GRACE_SECONDS`); 0 acts at once."""
+    trail_logged: bool | None = None
+    """Whether a CloudTrail trail records management events here (checked at start-up; None:
+    unknown). Without one, a change a person made is never attributed: a person decides."""
+
+
+@dataclass(frozen=True)
+class Attributed:
+    """The attribution step lets the plan go ahead: with a note for the timeline, and perhaps
+    only with a person's approval."""
+
+    note: str = ""
+    ask_person: bool = False
 
 
 SPOT_LOOKBACK = timedelta(minutes=30)
@@ -83,8 +102,10 @@ class Planner:
         metrics: Metrics,
         config: PlannerConfig | None = None,
         holds: Holds | None = None,
+        origin: ChangeOrigin | None = None,
     ) -> None:
         self._holds = holds
+        self._origin = origin
         self._store = store
         self._coord = coordination
         self._catalog = catalog
@@ -100,9 +121,9 @@ class Planner:
         reclaimed = await self._reclaimed(incident, command)
         if reclaimed is not None:
             return reclaimed
-        unattributed = await self._attribution(incident, command)
-        if unattributed is not None:
-            return unattributed
+        attributed = await self._attribution(incident, command)
+        if not isinstance(attributed, Attributed):
+            return attributed
         not_needed = await self._prechecks(steps)
         if not_needed is not None:
             return Suppressed(command_id=command.id, reason=f"not needed: {not_needed}")
@@ -129,7 +150,9 @@ class Planner:
         return PlanReady(
             command_id=command.id,
             steps=tuple(steps),
-            requires_approval=any(self._catalog.requires_approval(s.action) for s in steps),
+            requires_approval=attributed.ask_person
+            or any(self._catalog.requires_approval(s.action) for s in steps),
+            note=attributed.note,
         )
 
     async def _reclaimed(self, incident: Incident, command: Plan) -> Suppressed | None:
@@ -165,7 +188,7 @@ class Planner:
 
     async def _attribution(
         self, incident: Incident, command: Plan
-    ) -> PlanDeferred | Suppressed | None:
+    ) -> PlanDeferred | Suppressed | Attributed:
         """Wait for the author of a change reported without one, then look for it once more.
 
         An EC2 state change or a Parameter Store Change says what changed, not who changed it.
@@ -174,11 +197,20 @@ class Planner:
         closes the incident when the record arrives. When the wait is over, the record may
         still have been stored under its own incident by another replica, in a race with this
         one: it is looked for, and it stops the plan.
+
+        An instance says itself who stopped it (`StateReason`): a host failure, a scheduled
+        retirement or the OS shutting down has no author to wait for, so the plan goes ahead at
+        once. A stop requested through the API with no trail to name its author is not undone
+        without a person.
         """
         grace = self._config.attribution_grace
         event = incident.event
         if not grace or event is None or event.principal or incident.approved_by is not None:
-            return None
+            return Attributed()
+        who, said = await self._who(event)
+        if who == "system":
+            self._metrics.attribution.labels("system").inc()
+            return Attributed(note=f"stopped by AWS or the instance itself ({said}): no author")
         until = event.time + grace
         if self._clock.now() < until:
             return PlanDeferred(
@@ -200,7 +232,26 @@ class Planner:
                         f"({'; '.join(recorded.reasons)[:200]})"
                     ),
                 )
-        return None
+        if who == "user" and self._config.trail_logged is False:
+            self._metrics.attribution.labels("unattributable").inc()
+            return Attributed(
+                note=(
+                    f"requested through the API ({said}) and no CloudTrail trail records who "
+                    "did it: a person decides"
+                ),
+                ask_person=True,
+            )
+        self._metrics.attribution.labels("waited").inc()
+        return Attributed()
+
+    async def _who(self, event: NormalizedEvent) -> tuple[str, str]:
+        if self._origin is None or not event.action.startswith("state:"):
+            return "unknown", ""
+        try:
+            return await self._origin.origin(event)
+        except Exception as exc:  # a failed look-up means: wait, as without it
+            log.warning("plan.origin_failed", error=repr(exc)[:200])
+            return "unknown", ""
 
     async def _held(self, incident: Incident, command: Plan) -> Escalated | None:
         """Paused or frozen since the policy decided `act`: a person decides after all."""

@@ -44,3 +44,46 @@ def recorded_explanation(recorded: Incident, report: NormalizedEvent) -> Normali
     if recorded.workflow_state is WorkflowState.IGNORED and call is not None:
         return call if explains(call, report) else None
     return None
+
+
+# ---------------------------------------------------------------- who stopped an instance
+
+SYSTEM_STATE_REASONS = frozenset(
+    {
+        "Server.InternalError",
+        "Server.ScheduledStop",
+        "Server.SpotInstanceShutdown",
+        "Server.SpotInstanceTermination",
+        "Server.InsufficientInstanceCapacity",
+        "Client.InstanceInitiatedShutdown",
+        "Client.InternalError",
+        "Client.VolumeLimitExceeded",
+        "Client.InvalidSnapshot.NotFound",
+    }
+)
+"""EC2 `StateReason` codes of a stop or termination no API caller made (EC2 API reference,
+StateReason): a host failure, a scheduled retirement, a Spot interruption, the instance's own
+OS shutting down, a launch that could not complete. No CloudTrail record will name an author."""
+USER_STATE_REASONS = frozenset({"Client.UserInitiatedShutdown", "Client.UserInitiatedHibernate"})
+"""A stop requested through the API (or the console): a person or a pipeline made it."""
+
+Origin = str
+"""`system`, `user`, or `unknown`."""
+
+
+def state_reason_origin(code: str | None, transition_reason: str | None) -> Origin:
+    """Who caused an instance's current state, from DescribeInstances (pure).
+
+    `StateReason.Code` decides; without one, `StateTransitionReason` (`User initiated (...)`,
+    `Service initiated`, `Server.ScheduledStop`) does.
+    """
+    if code in SYSTEM_STATE_REASONS:
+        return "system"
+    if code in USER_STATE_REASONS:
+        return "user"
+    text = (transition_reason or "").strip()
+    if text.startswith("User initiated"):
+        return "user"
+    if text.startswith("Service initiated") or text.split(" ", 1)[0] in SYSTEM_STATE_REASONS:
+        return "system"
+    return "unknown"

@@ -302,6 +302,15 @@ class Metrics:
             registry=reg,
             buckets=RECOVERY_BUCKETS,
         )
+        self.attribution = Counter(
+            "attribution",
+            "Changes reported without an author, by what decided the plan: system (the "
+            "instance says AWS or its OS stopped it: no wait), waited (for a CloudTrail record), "
+            "unattributable (made through the API, no trail: a person decides).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
         self.suppressions = Counter(
             "suppressions",
             "Incidents suppressed (cooldown, circuit breaker, ...), by reason.",

@@ -110,6 +110,7 @@ SCOPES: Final[dict[str, Scope]] = {
             "ChangeCalendars",
             ("arn:${partition}:ssm:${region}:${account_id}:document/*",),
         ),
+        Scope("Trails", ("arn:${partition}:cloudtrail:*:*:trail/*",)),
         # -- resources the catalog's actions act on, anywhere in the account
         Scope("Ec2Instances", (_ACCOUNT % ("ec2", "instance/*"),)),
         Scope("Ec2SecurityGroups", (_ACCOUNT % ("ec2", "security-group/*"),)),
@@ -183,7 +184,11 @@ AGENT_GRANTS: Final[dict[str, tuple[str, ...]]] = {
         "logs:DescribeLogGroups",
         "sts:GetCallerIdentity",
         "tag:GetResources",
+        "cloudtrail:DescribeTrails",
     ),
+    # aws/trails.py: at start-up, is there a trail logging management events? (any trail of the
+    # account, or an organization's; read only)
+    "Trails": ("cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"),
 }
 """Scope sid -> the IAM actions the agent itself needs there."""
 
