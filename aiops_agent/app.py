@@ -139,7 +139,12 @@ def build_components(
         rules=build_rules(settings, own_principals),
     )
     catalog = catalog or BoundCatalog(
-        CATALOG, ActionDeps(clients=clients, codebuild_project=settings.codebuild_project)
+        CATALOG,
+        ActionDeps(
+            clients=clients,
+            codebuild_project=settings.codebuild_project,
+            verify_timeout_seconds=settings.verify_timeout_seconds,
+        ),
     )
     coordination = coordination or DynamoCoordination(clients, settings.patterns_table)
     planner = Planner(

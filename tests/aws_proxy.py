@@ -15,7 +15,8 @@ answer (`Rule.apply`); the last step is the emulator. The controls:
   error AWS sends (see `ERRORS`: throttle, internal, unavailable, access_denied, kms_throttle,
   kms_access_denied) or drop the connection (`network`), without forwarding;
 - realism (tests/aws_realism.py, each documented against AWS's own words):
-  `proxy.stale_reads(op, ...)` (eventual consistency), `proxy.insights(...)` (queries that stay
+  `proxy.stale_reads(op, ...)` (eventual consistency), `proxy.codebuild(...)` (builds that take
+  time, fail or time out, tokens that expire), `proxy.insights(...)` (queries that stay
   Running, the concurrency limit, StopQuery), `proxy.unprocessed(op, ...)` (UnprocessedKeys,
   UnprocessedItems, SQS batch `Failed` entries), `proxy.state_reason(instance_id, ...)`
   (DescribeInstances `StateReason` / `StateTransitionReason`), `proxy.transform(op, fn)` (any
@@ -41,7 +42,14 @@ from urllib.parse import parse_qs
 import aiohttp
 from aiohttp import web
 
-from tests.aws_realism import Insights, StaleReads, StateReason, Transform, Unprocessed
+from tests.aws_realism import (
+    CodeBuild,
+    Insights,
+    StaleReads,
+    StateReason,
+    Transform,
+    Unprocessed,
+)
 from tests.aws_rules import (
     ERRORS,
     ErrorKind,
@@ -316,6 +324,18 @@ class AwsProxy:
         """DescribeInstances reports this `StateReason` (code, message) and/or
         `StateTransitionReason` for the instance, whatever the emulator says."""
         return self._added(StateReason(instance_id, code, message, transition_reason))
+
+    def codebuild(
+        self,
+        *,
+        running_for: float = 0.0,
+        final_status: str = "SUCCEEDED",
+        token_seconds: float = 300.0,
+    ) -> CodeBuild:
+        """CodeBuild as AWS runs it: builds IN_PROGRESS for `running_for` seconds, then
+        `final_status` (SUCCEEDED, FAILED, TIMED_OUT, ...); StopBuild stops one; an idempotency
+        token dedupes StartBuild for `token_seconds` (5 minutes); `expire_tokens()` ends that."""
+        return self._added(CodeBuild(running_for, final_status, token_seconds))
 
     def transform(
         self,

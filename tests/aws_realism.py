@@ -22,6 +22,12 @@ Each rule imitates documented AWS behaviour:
   `Server.InternalError`, `Server.ScheduledStop`, `Client.InstanceInitiatedShutdown`,
   `Server.SpotInstanceTermination`, ...) and `StateTransitionReason`; moto only ever reports a
   user-initiated stop.
+- `CodeBuild`: a build runs for a while (`IN_PROGRESS`) and ends SUCCEEDED, FAILED or TIMED_OUT
+  (a build's default timeout is 60 minutes); StopBuild ends it STOPPED; "The [idempotency] token
+  is included in the StartBuild request and is valid for 5 minutes" (StartBuild API reference):
+  a repeat within that time returns the same build, after it starts another. BatchGetBuilds
+  reports the `environmentVariablesOverride` the build was started with. moto's build is
+  SUCCEEDED on the first look, never fails, ignores the token and drops the overrides.
 """
 
 from __future__ import annotations
@@ -400,6 +406,121 @@ class StateReason(Rule):
         if ns:
             ET.register_namespace("", ns.strip("{}"))
         return reply.with_body(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+# ---------------------------------------------------------------- CodeBuild
+
+
+@dataclass
+class _Build:
+    build: dict[str, Any]
+    started: float
+    token: str | None
+    token_at: float
+    stopped_at: float | None = None
+
+
+class CodeBuild(Rule):
+    """StartBuild / BatchGetBuilds / StopBuild / ListBuildsForProject as AWS runs them (see
+    the module docstring). A build is IN_PROGRESS for `running_for` seconds, then
+    `final_status`."""
+
+    service = "codebuild"
+    operations = frozenset({"StartBuild", "BatchGetBuilds", "StopBuild", "ListBuildsForProject"})
+
+    def __init__(self, running_for: float, final_status: str, token_seconds: float) -> None:
+        self.running_for = running_for
+        self.final_status = final_status
+        self.token_seconds = token_seconds
+        self.builds: dict[str, _Build] = {}
+        self.started = 0
+        """Builds really started (StartBuild calls that reached the emulator)."""
+        self.deduplicated = 0
+        """StartBuild calls answered with an earlier build of the same token."""
+        self.stopped = 0
+
+    def finish(self) -> None:
+        """From now on every build has ended (with `final_status`)."""
+        self.running_for = 0.0
+
+    def expire_tokens(self) -> None:
+        """Every idempotency token used so far is past its 5 minutes."""
+        for b in self.builds.values():
+            b.token_at = float("-inf")
+
+    def _status(self, b: _Build) -> str:
+        if b.stopped_at is not None:
+            return "STOPPED"
+        if time.monotonic() - b.started < self.running_for:
+            return "IN_PROGRESS"
+        return self.final_status
+
+    def _view(self, b: _Build) -> dict[str, Any]:
+        status = self._status(b)
+        view = {**b.build, "buildStatus": status, "buildComplete": status != "IN_PROGRESS"}
+        view["currentPhase"] = "BUILD" if status == "IN_PROGRESS" else "COMPLETED"
+        view.pop("endTime", None)
+        if status != "IN_PROGRESS":
+            view["endTime"] = time.time()
+        return view
+
+    async def apply(self, ex: Exchange, proceed: Proceed) -> Reply:
+        if ex.operation == "StartBuild":
+            return await self._start(ex, proceed)
+        if ex.operation == "ListBuildsForProject":
+            ex.outcome = "served"
+            project = ex.params.get("projectName")
+            ours = sorted(
+                (
+                    (b.started, build_id)
+                    for build_id, b in self.builds.items()
+                    if b.build.get("projectName") == project
+                ),
+                reverse=ex.params.get("sortOrder") != "ASCENDING",
+            )
+            return Reply.of_json({"ids": [build_id for _, build_id in ours]})
+        if ex.operation == "StopBuild":
+            b = self.builds.get(str(ex.params.get("id")))
+            if b is None:
+                return await proceed(ex)
+            ex.outcome = "served"
+            if self._status(b) == "IN_PROGRESS":
+                b.stopped_at = time.monotonic()
+                self.stopped += 1
+            return Reply.of_json({"build": self._view(b)})
+        reply = await proceed(ex)
+        if reply.status != 200:
+            return reply
+        answer = reply.json()
+        builds = [
+            self._view(self.builds[str(got.get("id"))])
+            if str(got.get("id")) in self.builds
+            else got
+            for got in answer.get("builds", [])
+        ]
+        return reply.with_json({**answer, "builds": builds})
+
+    async def _start(self, ex: Exchange, proceed: Proceed) -> Reply:
+        token = ex.params.get("idempotencyToken")
+        now = time.monotonic()
+        for b in self.builds.values():
+            if token and b.token == token and now - b.token_at < self.token_seconds:
+                self.deduplicated += 1
+                ex.outcome = "served"
+                return Reply.of_json({"build": self._view(b)})
+        reply = await proceed(ex)
+        if reply.status != 200:
+            return reply
+        build = dict(reply.json()["build"])
+        environment = dict(build.get("environment") or {})
+        environment["environmentVariables"] = list(
+            ex.params.get("environmentVariablesOverride", [])
+        )
+        build["environment"] = environment
+        b = _Build(build, now, token, now)
+        self.builds[str(build["id"])] = b
+        self.started += 1
+        return reply.with_json({"build": self._view(b)})
 
 
 # ---------------------------------------------------------------- anything else

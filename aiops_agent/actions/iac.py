@@ -3,12 +3,17 @@
 `iac.restore` starts a build of the configured recovery project (settings.codebuild_project) with
 the resource and the incident's token in its environment; the project's buildspec runs the
 `terraform apply` (or CloudFormation deploy) that recreates what was deleted or reverts what was
-changed. The incident's idempotency token becomes CodeBuild's `idempotencyToken`, so a step
-retried after a crash does not start a second build.
+changed. CodeBuild honours its `idempotencyToken` for 5 minutes only, so a step resumed after a
+longer outage would start a second `terraform apply`: before starting, the action looks for its
+own build among the project's newest (ListBuildsForProject, BatchGetBuilds: the build whose
+`AIOPS_INCIDENT_TOKEN` is this incident's token) and follows that one instead.
 
 `verify` follows the build (running: PENDING; FAILED, FAULT, STOPPED, TIMED_OUT: FAILED) and, once
 it SUCCEEDED, checks the resource itself (see `verifiers`): the function Active, the table ACTIVE,
 the bucket and the parameter present, the replacement instance running. `checks` lists both.
+A build still running when verification is about to give up (`ActionDeps.verify_timeout_seconds`,
+less a margin) is stopped with StopBuild and reported so: a build left running unwatched (its
+default timeout is 60 minutes) would go on changing the account after the incident closed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ MAX_TOKEN_LENGTH = 64
 """CodeBuild's limit on `idempotencyToken`."""
 
 _FINAL_FAILURES = frozenset({"FAILED", "FAULT", "STOPPED", "TIMED_OUT"})
+TOKEN_VARIABLE = "AIOPS_INCIDENT_TOKEN"
+OWN_BUILD_LOOKBACK = 100
+"""How many of the project's newest builds are searched for this incident's own (one page)."""
+
 _PERMANENT_START_ERRORS = frozenset(
     {"ResourceNotFoundException", "InvalidInputException", "AccountLimitExceededException"}
 )
@@ -85,6 +94,25 @@ def interpret_build(build: Mapping[str, Any] | None) -> CheckOutcome:
     return CheckOutcome("PENDING", f"recovery build {build_id} {status.lower()}{where}", checks)
 
 
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def build_running_seconds(build: Mapping[str, Any], now: datetime) -> float | None:
+    """Seconds since the build started; None if it reports no start time."""
+    start = _time(build.get("startTime"))
+    return None if start is None else max(0.0, (now - start).total_seconds())
+
+
 def build_age_seconds(build: Mapping[str, Any], now: datetime) -> float | None:
     """Seconds since the build ended; None if it reports no end time."""
     end = build.get("endTime")
@@ -105,9 +133,17 @@ class IacRestore(BaseAction[IacRestoreParams]):
     resource_type = "any"
     resource_types = IAC_RESOURCE_TYPES
     description = "Re-apply the resource's declared state with the IaC recovery CodeBuild project."
-    permissions = ("codebuild:BatchGetBuilds", "codebuild:StartBuild", *VERIFY_PERMISSIONS)
+    permissions = (
+        "codebuild:BatchGetBuilds",
+        "codebuild:ListBuildsForProject",
+        "codebuild:StartBuild",
+        "codebuild:StopBuild",
+        *VERIFY_PERMISSIONS,
+    )
     params_model = IacRestoreParams
 
+    give_up_margin_seconds: float = 30.0
+    """A running build is stopped this long before verification would give up on it."""
     resource_grace_seconds: float = 120.0
     """How long after the build ended a resource that is not found yet is PENDING, not FAILED."""
 
@@ -139,17 +175,49 @@ class IacRestore(BaseAction[IacRestoreParams]):
                         )
         return None
 
+    async def _own_build(self, codebuild: Any, idempotency_token: str) -> dict[str, Any] | None:
+        """This incident's build among the project's newest, if one was started already."""
+        listed = await codebuild.list_builds_for_project(
+            projectName=self.project, sortOrder="DESCENDING"
+        )
+        ids = list(listed.get("ids", []))[:OWN_BUILD_LOOKBACK]
+        if not ids:
+            return None
+        got = await codebuild.batch_get_builds(ids=ids)
+        for build in got.get("builds", []):
+            variables = (build.get("environment") or {}).get("environmentVariables") or []
+            if any(
+                v.get("name") == TOKEN_VARIABLE and v.get("value") == idempotency_token
+                for v in variables
+            ):
+                return dict(build)
+        return None
+
+    def _following(self, earlier: Mapping[str, Any], p: IacRestoreParams) -> StepOutcome:
+        build_id = str(earlier["id"])
+        status = str(earlier.get("buildStatus") or "UNKNOWN")
+        log.info("iac.build_found", project=self.project, build_id=build_id, status=status)
+        return StepOutcome(
+            True,
+            f"recovery build {build_id} for {p.resource_type} {p.resource_id} was already "
+            f"started for this incident ({status}): following it, not starting another",
+            {"build_id": build_id, "project": self.project, "resumed": True},
+        )
+
     async def execute(self, params: Mapping[str, Any], idempotency_token: str) -> StepOutcome:
         p = self.parse(params)
         env = [
             ("AIOPS_RESOURCE_TYPE", p.resource_type),
             ("AIOPS_RESOURCE_ID", p.resource_id),
-            ("AIOPS_INCIDENT_TOKEN", idempotency_token),
+            (TOKEN_VARIABLE, idempotency_token),
         ]
         if p.region:
             env.append(("AIOPS_RESOURCE_REGION", p.region))
         codebuild = await self.deps.clients.client("codebuild")
         try:
+            earlier = await self._own_build(codebuild, idempotency_token)
+            if earlier is not None:
+                return self._following(earlier, p)
             resp = await codebuild.start_build(
                 projectName=self.project,
                 idempotencyToken=build_token(idempotency_token),
@@ -184,6 +252,8 @@ class IacRestore(BaseAction[IacRestoreParams]):
         found = [b for b in resp.get("builds", []) if b.get("id") == build_id]
         build = found[0] if found else None
         outcome = interpret_build(build)
+        if outcome.status == "PENDING" and build is not None:
+            return await self._give_up_in_time(codebuild, build, outcome)
         if outcome.status != "PASSED" or build is None:
             return outcome
         p = self.parse(params)
@@ -197,6 +267,34 @@ class IacRestore(BaseAction[IacRestoreParams]):
             ec2_tagged=self.deps.iac_tags_ec2,
         )
         return merge(outcome, resource)
+
+    async def _give_up_in_time(
+        self, codebuild: Any, build: Mapping[str, Any], running: CheckOutcome
+    ) -> CheckOutcome:
+        """A build still running when verification is about to give up is stopped (StopBuild),
+        and the verdict says so; before that, it is PENDING."""
+        age = build_running_seconds(build, datetime.now(UTC))
+        margin = self.give_up_margin_seconds
+        budget = max(margin, self.deps.verify_timeout_seconds - margin)
+        if age is None or age < budget:
+            return running
+        build_id = str(build.get("id"))
+        try:
+            await codebuild.stop_build(id=build_id)
+        except ClientError as exc:
+            log.warning("iac.stop_failed", build_id=build_id, error_code=error_code(exc))
+            detail = f"could not stop it ({error_code(exc) or 'error'}): it may still be running"
+        else:
+            log.warning("iac.build_stopped", build_id=build_id, running_seconds=round(age))
+            detail = "stopped it (StopBuild); what it applied so far stays applied"
+        return CheckOutcome(
+            "FAILED",
+            f"recovery build {build_id} still {str(build.get('buildStatus')).lower()} after "
+            f"{age:.0f} s, longer than verification waits ({self.deps.verify_timeout_seconds:g} "
+            f"s): {detail}",
+            [{"check": "build_status", "expected": "SUCCEEDED", "actual": "STOPPED_BY_AGENT"}],
+            settled=True,
+        )
 
     async def dry_run(self, params: Mapping[str, Any]) -> str:
         p = self.parse(params)

@@ -96,6 +96,9 @@ class ActionDeps:
     iac_tags_ec2: bool = True
     """The recovery project tags an instance it recreates `aiops:restored-from=<old id>`, so
     `iac.restore` verifies that instance; False: the build's success is all it can check."""
+    verify_timeout_seconds: float = 600.0
+    """How long verification waits (`AIOPS_VERIFY_TIMEOUT_SECONDS`): an action whose work goes
+    on in AWS (a CodeBuild build) stops it before verification gives up on it."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

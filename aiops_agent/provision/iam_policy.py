@@ -398,7 +398,12 @@ ACTION_SCOPES: Final[dict[str, tuple[str, ...]]] = {
     ),
     # codebuild: only the agent's recovery project
     **dict.fromkeys(
-        ("codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"),
+        (
+            "codebuild:StartBuild",
+            "codebuild:BatchGetBuilds",
+            "codebuild:StopBuild",
+            "codebuild:ListBuildsForProject",
+        ),
         ("RecoveryProject",),
     ),
     # services and calls with no resource-level permission at all
