@@ -183,6 +183,10 @@ def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> R
             closed = _close(inc, now, S.IGNORED, detail, notify=False)[0]
             return closed.model_copy(update=related), []
         detail = f"related event joined: {ev.detail_type}: {by} (intended: {explains})"
+        if inc.workflow_state is S.PLANNING and not inc.recovery_actions:
+            # A plan is being made right now (the wait for the author just ended): its outcome
+            # closes the incident instead (_on_plan_ready).
+            related["explained_by"] = f"{by} ({explains})"
         return _note(inc, now, detail, **related), []
     kind = "resolved" if ev.details.get("resolves") else "related event joined"
     detail = f"{kind}: {ev.detail_type}: {ev.action}"
@@ -267,6 +271,9 @@ def _on_analysis_failed(
 def _on_plan_ready(inc: Incident, sig: PlanReady, now: datetime, policy: Policy) -> Result:
     inc = inc.model_copy(update={"plan": sig.steps})
     plan_text = _plan_text(inc)
+    if inc.explained_by and not inc.recovery_actions and inc.approved_by is None:
+        detail = f"explained by {inc.explained_by}: an intended change, nothing to recover"
+        return _close(inc, now, S.IGNORED, detail, notify=False)
     if not sig.steps:
         return _close(inc, now, S.NOTIFIED, "no catalog action applies: notify only")
     if policy.shadow:

@@ -205,6 +205,9 @@ class Incident(_Frozen):
     related_events: int = 0
     """How many related events joined in all."""
     approved_by: str | None = None
+    explained_by: str | None = None
+    """A trusted call that explains the change, joined while a plan was being made: the plan's
+    outcome closes the incident instead of running it."""
     approval_required: bool = False
     policy: PolicyDecision | None = None
     tags: dict[str, str] = Field(default_factory=dict)

@@ -489,3 +489,19 @@ def test_a_trusted_change_only_notes_an_incident_that_is_already_acting() -> Non
     assert pending_ids(planning) == ["plan"]  # the plan is being made: no closing under it
     inc, _ = decide(planning, RelatedEvent(event=trusted_call()), T0)
     assert inc.workflow_state is S.PLANNING and pending_ids(inc) == ["plan"]
+
+
+def test_a_trusted_change_that_joins_while_the_plan_is_made_closes_it_after() -> None:
+    """The wait for the author ends and the planner runs; the CloudTrail record of the trusted
+    call joins meanwhile. The plan's outcome must not undo the intended change (seen in the
+    demo when the state change was handled before the call)."""
+    planning, _ = run(
+        fresh(), EventReceived(event=event()), Analyzed(command_id="analyze", analysis=analysis())
+    )
+    joined, _ = decide(planning, RelatedEvent(event=trusted_call()), T0)
+    assert joined.workflow_state is S.PLANNING and joined.explained_by
+    inc, cmds = decide(joined, PlanReady(command_id="plan", steps=(START,)), T0)
+    assert inc.workflow_state is S.IGNORED, inc.timeline[-1]
+    assert not any(c.kind == "execute_step" for c in cmds)
+    assert inc.recovery_actions == ()
+    assert inc.timeline[-1].detail.startswith("explained by StopInstances by ")
