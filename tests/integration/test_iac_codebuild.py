@@ -8,7 +8,6 @@ reference), a build runs for minutes and may fail or time out (default timeout 6
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,18 +19,6 @@ from tests.aws_proxy import AwsProxy
 from tests.integration.test_actions_iac import _project
 
 PARAMS = {"resource_type": "ssm", "resource_id": "/app/config"}
-
-
-@pytest.fixture
-async def proxy(moto_endpoint: str) -> AsyncIterator[AwsProxy]:
-    async with AwsProxy(moto_endpoint) as running:
-        yield running
-
-
-@pytest.fixture
-async def proxied(proxy: AwsProxy) -> AsyncIterator[AwsClients]:
-    async with AwsClients(endpoint_url=proxy.url, max_attempts=1) as clients:
-        yield clients
 
 
 def _action(clients: AwsClients, project: str, **deps: Any) -> IacRestore:

@@ -13,11 +13,8 @@ takes a FAILED check inside the consistency window for a possibly stale read.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from aiops_agent.actions.registry import CATALOG, ActionDeps, BoundCatalog
 from aiops_agent.analysis.rules import RulesAnalyzer
@@ -41,18 +38,6 @@ class Clock:
 
     def now(self) -> datetime:
         return self.t
-
-
-@pytest.fixture
-async def proxy(moto_endpoint: str) -> AsyncIterator[AwsProxy]:
-    async with AwsProxy(moto_endpoint) as running:
-        yield running
-
-
-@pytest.fixture
-async def proxied(proxy: AwsProxy) -> AsyncIterator[AwsClients]:
-    async with AwsClients(endpoint_url=proxy.url, max_attempts=1) as clients:
-        yield clients
 
 
 class Rig:
