@@ -31,7 +31,7 @@ from tests.e2e.agent_process import (
 from tests.e2e.conftest import MakeStack, StartAgent
 from tests.e2e.test_faults_input import health_watch
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.mark.parametrize("error", ["kms_throttle", "access_denied", "network"])
