@@ -8,9 +8,13 @@ the newest related ids; the full timeline stays in the append-only audit trail.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from aiops_agent.aws.clients import AwsClients
+from aiops_agent.cli.commands import show_incident
 from aiops_agent.domain.machine import decide
 from aiops_agent.domain.messages import RelatedEvent
 from aiops_agent.domain.models import (
@@ -21,6 +25,7 @@ from aiops_agent.domain.models import (
     TimelineEntry,
     WorkflowState,
 )
+from aiops_agent.settings import Settings
 from aiops_agent.store.dynamodb import DynamoIncidentStore
 from aiops_agent.store.tables import ensure_tables
 
@@ -108,7 +113,9 @@ async def test_an_incident_with_5000_related_events_stays_saveable(
     assert len(raw["Item"]["doc"]["S"].encode()) < ITEM_LIMIT / 2
 
 
-async def test_the_audit_trail_keeps_every_elided_entry(aws: AwsClients, unique: str) -> None:
+async def test_the_audit_trail_keeps_every_elided_entry(
+    aws: AwsClients, moto_endpoint: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = 2 * (TIMELINE_HEAD + TIMELINE_TAIL)
     store = await _store(aws, unique, audit=True)
     incident = await _receive(store, events)
@@ -122,6 +129,17 @@ async def test_the_audit_trail_keeps_every_elided_entry(aws: AwsClients, unique:
     ]
     assert [e.detail for e in trail[1:]] == expected
     assert list(incident.timeline[-TIMELINE_TAIL:]) == trail[-TIMELINE_TAIL:]
+
+    # `incidents show` shows the full timeline, from the audit trail.
+    settings = Settings(
+        aws_endpoint_url=moto_endpoint,
+        incident_table=f"incidents-{unique}",
+        patterns_table=f"patterns-{unique}",
+    )
+    capsys.readouterr()
+    assert await show_incident(settings, incident.incident_id, as_json=True) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown["timeline"]) == events + 1 and shown["timeline_elided"] > 0
 
 
 def test_replays_of_recent_related_events_are_ignored() -> None:
