@@ -1,9 +1,16 @@
 """The imperative shell around `decide`: load, decide, save, carry out, repeat.
 
-The invariant: a command runs only after the incident that holds it in its `pending` outbox has
-been stored. So a crash at any point loses at most the command in flight, which whoever resumes
-the incident runs again (every command is idempotent). A save is conditional on the version read;
-losing that race means another worker owns the incident, and this one stops.
+The invariant: a command with side effects runs only after the incident that holds it in its
+`pending` outbox has been stored. So a crash at any point loses at most the command in flight,
+which whoever resumes the incident runs again (every command is idempotent). A save is
+conditional on the version read; losing that race means another worker owns the incident, and
+this one stops.
+
+One save is left out because nothing needs it: a read-only verification's outcome followed by
+the notification it decides. A crash after the notification and before the save resumes from
+the verification (stored, pending), which is read again and notifies again: the same
+at-least-once notification a stored outbox gives. It is left out only while the step lease
+still covers the notification, so that no other worker resumes the incident under it.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ from aiops_agent.domain.machine import InvalidTransition, Policy, decide
 from aiops_agent.domain.messages import (
     Analyzed,
     Approved,
+    Command,
     EventReceived,
+    Notify,
     Rejected,
     RelatedEvent,
     Signal,
     Tick,
+    Verify,
     command_from_dict,
 )
 from aiops_agent.domain.models import (
@@ -33,7 +43,7 @@ from aiops_agent.domain.models import (
 )
 from aiops_agent.domain.ports import Clock, ConflictError, Coordination, IncidentStore
 from aiops_agent.engine.locks import KeyedLocks
-from aiops_agent.engine.planner import lease_key
+from aiops_agent.engine.planner import KnownIncidents, lease_key
 from aiops_agent.engine.runner import CommandRunner
 from aiops_agent.intake.attribution import explains, recorded_explanation, reported_as
 from aiops_agent.intake.generic import GENERIC
@@ -185,7 +195,10 @@ class Engine:
             state=incident.workflow_state.value,
         )
         self._observe_transition(WorkflowState.RECEIVED, incident)
-        return await self._drive(incident)
+        # The planner's look at the resource's past is what the correlation query just read.
+        return await self._drive(
+            incident, KnownIncidents(event.resource_key, tuple(latest), LATEST)
+        )
 
     async def _note_resolution(self, event: NormalizedEvent) -> Incident | None:
         """An alarm back to OK (a Health event closed): say so on what it raised, if anything."""
@@ -275,38 +288,51 @@ class Engine:
         saved, applied = await self._apply_with_retry(incident, signal)
         return await self._drive(saved) if applied else saved
 
-    async def _apply_with_retry(self, incident: Incident, signal: Signal) -> tuple[Incident, bool]:
+    async def _apply_with_retry(
+        self,
+        incident: Incident,
+        signal: Signal,
+        stored: Incident | None = None,
+        at: datetime | None = None,
+    ) -> tuple[Incident, bool]:
         """decide + save; on a version conflict, reload and decide again on the fresh copy.
 
-        Returns the incident as stored and whether this worker may carry on driving it. A
+        `stored` is the incident as last stored, when `incident` is a copy decided on since and
+        not saved (the version to save over is the same), and `at` the time that copy was
+        decided at: this decision is stamped with it too, so that the write appends both
+        decisions' timeline entries to the audit trail (a write appends the entries stamped at
+        or after its `updated_at`). Returns the incident as stored and
+        whether this worker may carry on driving it. A
         signal that the fresh copy no longer accepts (another worker applied the same outcome)
         is dropped. A signal applied to a fresh copy that holds commands this worker did not
         have (another writer put them there: a reviewer's answer, another worker's decision) is
         saved, but those commands are not this worker's to run: their writer runs them, or the
         sweeper once they are due. Running them here as well would run a step twice.
         """
+        stored = stored or incident
         ours = incident.pending
         foreign = False
         for _ in range(SAVE_ATTEMPTS):
             try:
-                new, _ = decide(incident, signal, self._clock.now(), self._policy)
+                new, _ = decide(incident, signal, at or self._clock.now(), self._policy)
             except InvalidTransition as exc:
                 self._metrics.invalid_signals.labels(exc.state.value, exc.signal_kind).inc()
                 log.info("signal.dropped", state=exc.state.value, signal=exc.signal_kind)
-                return incident, False
-            if new == incident:
-                return incident, True
+                return stored, False
+            if new == stored:
+                return stored, True
             try:
                 saved = await self._store.save(new)
             except ConflictError:
                 fresh = await self._store.get(incident.incident_id)
                 if fresh is None:
-                    return incident, False
+                    return stored, False
                 foreign = foreign or any(command not in ours for command in fresh.pending)
-                incident = fresh
+                incident = stored = fresh
+                at = None
                 continue
-            self._observe(incident, saved)
-            if saved.terminal and not incident.terminal:
+            self._observe(stored, saved)
+            if saved.terminal and not stored.terminal:
                 await self._coord.release(lease_key(saved), saved.incident_id)
             if isinstance(signal, RelatedEvent):
                 log.info("event.joined", joined_incident=saved.incident_id)
@@ -316,32 +342,66 @@ class Engine:
                 return saved, False
             return saved, True
         log.warning("incident.save_contended", signal=signal.kind, attempts=SAVE_ATTEMPTS)
-        return incident, False
+        return stored, False
 
-    async def _drive(self, incident: Incident) -> Incident:
+    async def _drive(self, incident: Incident, known: KnownIncidents | None = None) -> Incident:
         """Run pending commands until none is left or a stored wait begins."""
         self._metrics.in_flight.inc()
         try:
-            return await self._drive_rounds(incident)
+            return await self._drive_rounds(incident, known)
         finally:
             self._metrics.in_flight.dec()
 
-    async def _drive_rounds(self, incident: Incident) -> Incident:
+    async def _drive_rounds(self, incident: Incident, known: KnownIncidents | None) -> Incident:
+        stored = incident
+        decided_at: datetime | None = None  # when `incident`, unsaved, was decided
         for _ in range(MAX_ROUNDS):
             if not incident.pending:
                 return incident
             command = command_from_dict(incident.pending[0])
             started = time.monotonic()
-            signal = await self._runner.run(incident, command)
+            signal = await self._runner.run(incident, command, known=known)
+            known = None  # read before the first command: later ones ask again
             self._metrics.step_duration.labels(command.kind).observe(time.monotonic() - started)
-            saved, applied = await self._apply_with_retry(incident, signal)
+            carried = self._without_save(stored, incident, command, signal)
+            if carried is not None:
+                incident, decided_at = carried, carried.updated_at
+                continue
+            saved, applied = await self._apply_with_retry(incident, signal, stored, decided_at)
+            decided_at = None
             if not applied:
                 # Dropped (another worker applied this outcome) or contended: stop here. The
                 # worker that holds the incident carries on, or the sweeper after the lease.
                 return saved
-            incident = saved
+            incident = stored = saved
         log.error("incident.too_many_rounds", rounds=MAX_ROUNDS)
-        return incident
+        return stored
+
+    def _without_save(
+        self, stored: Incident, incident: Incident, command: Command, signal: Signal
+    ) -> Incident | None:
+        """The incident decided on `signal`, to carry on with unsaved; None: save it first.
+
+        Only a verification's outcome whose next command is its notification: resuming from
+        `stored` verifies again (read-only) and notifies again, as a stored Notify would. And
+        only while the step lease of `stored` outlasts the notification's deadline: otherwise a
+        sweeper could resume the incident while this worker still notifies.
+        """
+        if not isinstance(command, Verify) or incident != stored:
+            return None
+        try:
+            new, _ = decide(incident, signal, self._clock.now(), self._policy)
+        except InvalidTransition:
+            return None  # the save path drops it and counts it
+        if not new.pending or new.next_check_at is not None:
+            return None
+        nxt = command_from_dict(new.pending[0])
+        if not isinstance(nxt, Notify) or len(new.pending) != 1:
+            return None
+        deadline = timedelta(seconds=self._runner.deadline(nxt))
+        if self._clock.now() + deadline >= stored.updated_at + self._lease:
+            return None
+        return new
 
     def _observe(self, before: Incident, after: Incident) -> None:
         if before.workflow_state is not after.workflow_state:
@@ -356,7 +416,7 @@ class Engine:
             "incident.transition",
             from_state=before.value,
             to_state=state.value,
-            detail=after.timeline[-1].detail if after.timeline else "",
+            detail=_entered(after),
         )
         if state is WorkflowState.AWAITING_APPROVAL:
             m.manual_review(rtype)
@@ -371,6 +431,17 @@ class Engine:
             m.verification(rtype, after.verification.status)
         if state.terminal:
             m.incident_closed(state.value, rtype, _seconds(after.created_at, after.updated_at))
+
+
+def _entered(incident: Incident) -> str:
+    """The detail of the timeline entry that entered the incident's state (one write may hold
+    more than one decision: closed by its check, then notified)."""
+    entered = ""
+    for entry in reversed(incident.timeline):
+        if entry.state is not incident.workflow_state:
+            break
+        entered = entry.detail
+    return entered
 
 
 def _seconds(start: datetime, end: datetime) -> float:

@@ -11,7 +11,7 @@ A person's approval skips the breaker and the history: they decided.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -90,6 +90,27 @@ def lease_key(incident: Incident) -> str:
     return f"recovery:{incident.resource_key}"
 
 
+@dataclass(frozen=True)
+class KnownIncidents:
+    """A resource's newest incidents (newest first by `created_at`, at most `limit`), as the
+    engine's correlation query read them a moment ago, before it created the incident now being
+    planned. Asked for the incidents created since a time, it answers without a query when it
+    holds all of them: fewer than `limit` were read (the resource has no more), or the oldest
+    one read was created before that time."""
+
+    resource_key: str
+    newest: tuple[Incident, ...]
+    limit: int
+
+    def since(self, resource_key: str, since: datetime) -> list[Incident] | None:
+        """The incidents of `resource_key` created at or after `since`; None: not known."""
+        if resource_key != self.resource_key:
+            return None
+        if len(self.newest) >= self.limit and self.newest[-1].created_at >= since:
+            return None
+        return [i for i in self.newest if i.created_at >= since]
+
+
 class Planner:
     def __init__(
         self,
@@ -114,11 +135,16 @@ class Planner:
         self._metrics = metrics
         self._config = config or PlannerConfig()
 
-    async def plan(self, incident: Incident, command: Plan) -> Signal:
+    async def plan(
+        self, incident: Incident, command: Plan, *, known: KnownIncidents | None = None
+    ) -> Signal:
+        """`known`: the resource's incidents as read a moment ago, before this incident was
+        created; the spot and history checks use it instead of querying when it covers their
+        window. (Not the attribution check: it looks for what another replica stored since.)"""
         steps = self._runnable(command.steps)
         if not steps:
             return PlanReady(command_id=command.id, steps=())
-        reclaimed = await self._reclaimed(incident, command)
+        reclaimed = await self._reclaimed(incident, command, known)
         if reclaimed is not None:
             return reclaimed
         attributed = await self._attribution(incident, command)
@@ -134,7 +160,7 @@ class Planner:
             refused = await self._breaker(incident, command)
             if refused is not None:
                 return refused
-            decided = await self._history(incident, command, steps)
+            decided = await self._history(incident, command, steps, known)
             if not isinstance(decided, list):
                 return decided
             steps = decided
@@ -155,7 +181,18 @@ class Planner:
             note=attributed.note,
         )
 
-    async def _reclaimed(self, incident: Incident, command: Plan) -> Suppressed | None:
+    async def _recent(
+        self, incident: Incident, since: datetime, known: KnownIncidents | None
+    ) -> list[Incident]:
+        """The resource's incidents created since `since`: from `known` if it covers them."""
+        answered = known.since(incident.resource_key, since) if known is not None else None
+        if answered is not None:
+            return answered
+        return await self._store.recent_for_resource(incident.resource_key, since)
+
+    async def _reclaimed(
+        self, incident: Incident, command: Plan, known: KnownIncidents | None
+    ) -> Suppressed | None:
         """An instance AWS warned it would reclaim (Spot) is not started or rebuilt after.
 
         The warning comes about two minutes before the stop or termination, which EC2 reports
@@ -172,7 +209,7 @@ class Planner:
         ):
             return None
         since = event.time - SPOT_LOOKBACK
-        for recorded in await self._store.recent_for_resource(incident.resource_key, since):
+        for recorded in await self._recent(incident, since, known):
             warning = recorded.event
             if warning is not None and warning.action == INTERRUPTION_ACTION:
                 self._metrics.suppressions.labels("spot_reclaimed").inc()
@@ -323,13 +360,15 @@ class Planner:
         return Suppressed(command_id=command.id, reason=reason)
 
     async def _history(
-        self, incident: Incident, command: Plan, steps: list[PlanStep]
+        self,
+        incident: Incident,
+        command: Plan,
+        steps: list[PlanStep],
+        known: KnownIncidents | None,
     ) -> Escalated | PlanDeferred | list[PlanStep]:
         cfg = self._config
         now = self._clock.now()
-        recent = await self._store.recent_for_resource(
-            incident.resource_key, now - cfg.attempt_window
-        )
+        recent = await self._recent(incident, now - cfg.attempt_window, known)
         attempts = [
             i
             for i in recent

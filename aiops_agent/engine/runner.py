@@ -34,7 +34,7 @@ from aiops_agent.domain.models import Classification, Incident
 from aiops_agent.domain.ports import ActionCatalog, Analyzer, CheckOutcome, Clock, Notifier
 from aiops_agent.engine.clock import SystemClock
 from aiops_agent.engine.gate import PolicyGate
-from aiops_agent.engine.planner import Planner
+from aiops_agent.engine.planner import KnownIncidents, Planner
 
 log = structlog.get_logger(__name__)
 
@@ -91,18 +91,23 @@ class CommandRunner:
         self._planner = planner
         self._config = config or RunnerConfig()
 
-    async def run(self, incident: Incident, command: Command) -> Signal:
-        deadline = (
-            self._config.execute_timeout
-            if isinstance(command, ExecuteStep)
-            else self._config.command_timeout
-        )
-        async with asyncio.timeout(deadline):
+    def deadline(self, command: Command) -> float:
+        """Seconds `run` gives `command` before it is cancelled."""
+        if isinstance(command, ExecuteStep):
+            return self._config.execute_timeout
+        return self._config.command_timeout
+
+    async def run(
+        self, incident: Incident, command: Command, *, known: KnownIncidents | None = None
+    ) -> Signal:
+        """Carry out `command`; `known` is what a query read of the resource's incidents a
+        moment ago (a Plan uses it instead of asking again, where it covers the question)."""
+        async with asyncio.timeout(self.deadline(command)):
             match command:
                 case Analyze():
                     return await self._analyze(incident, command)
                 case Plan():
-                    return await self._planner.plan(incident, command)
+                    return await self._planner.plan(incident, command, known=known)
                 case ExecuteStep():
                     return await self._execute(command)
                 case Verify():

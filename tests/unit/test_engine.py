@@ -137,6 +137,11 @@ class RecordingNotifier:
 
 class CountingStore(MemoryIncidentStore):
     writes = 0
+    history_reads = 0
+
+    async def recent_for_resource(self, resource_key: str, since: datetime) -> list[Incident]:
+        self.history_reads += 1
+        return await super().recent_for_resource(resource_key, since)
 
     async def create(self, incident: Any) -> bool:
         self.writes += 1
