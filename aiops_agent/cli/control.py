@@ -78,6 +78,14 @@ def _out(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _show(as_json: bool, data: Any, text: str) -> None:
+    """`data` as JSON with `--json`, else the line for people."""
+    if as_json:
+        _out(data)
+    else:
+        print(text)
+
+
 def _err(message: str) -> None:
     print(f"aiops-agent: {message}", file=sys.stderr)
 
@@ -174,7 +182,7 @@ async def _run(c: ControlCommands, args: Any, as_json: bool) -> int:
     if args.command == "silence":
         if action == "add":
             s = await c.silence_add(args.match, args.duration, args.until, args.reason, now)
-            _out(silence_json(s, now)) if as_json else print(s.silence_id)
+            _show(as_json, silence_json(s, now), s.silence_id)
         elif action == "list":
             state = await c.store.state()
             shown = [s for s in state.silences if args.all or s.active(now) or s.starts_at > now]
@@ -184,11 +192,11 @@ async def _run(c: ControlCommands, args: Any, as_json: bool) -> int:
                 print(silence_table(shown, now) if shown else "no silences")
         elif action == "expire":
             s = await c.store.expire_silence(args.silence_id, await caller_identity(c.clients), now)
-            _out(silence_json(s, now)) if as_json else print(f"{s.silence_id} expired")
+            _show(as_json, silence_json(s, now), f"{s.silence_id} expired")
     elif args.command == "freeze":
         if action == "add":
             f = await c.freeze_add(args.duration, args.until, args.start, args.reason, now)
-            _out(freeze_json(f, now)) if as_json else print(f.freeze_id)
+            _show(as_json, freeze_json(f, now), f.freeze_id)
         elif action == "list":
             state = await c.store.state()
             own = [f for f in state.freezes if args.all or f.ends_at is None or f.ends_at > now]
@@ -199,13 +207,13 @@ async def _run(c: ControlCommands, args: Any, as_json: bool) -> int:
                 print(freeze_table(frozen, now) if frozen else "no freezes")
         elif action == "end":
             f = await c.store.end_freeze(args.freeze_id, await caller_identity(c.clients), now)
-            _out(freeze_json(f, now)) if as_json else print(f"{f.freeze_id} ended")
+            _show(as_json, freeze_json(f, now), f"{f.freeze_id} ended")
     elif args.command == "pause":
         p = await c.store.pause(await caller_identity(c.clients), args.reason, now)
-        _out(p.model_dump(mode="json")) if as_json else print(f"paused by {p.by}: {p.reason}")
+        _show(as_json, p.model_dump(mode="json"), f"paused by {p.by}: {p.reason}")
     elif args.command == "resume":
         p = await c.store.resume(await caller_identity(c.clients), now)
-        _out(p.model_dump(mode="json")) if as_json else print(f"resumed by {p.resumed_by}")
+        _show(as_json, p.model_dump(mode="json"), f"resumed by {p.resumed_by}")
     return EXIT_OK
 
 
