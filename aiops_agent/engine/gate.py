@@ -80,6 +80,9 @@ class PolicyGate:
         self._monotonic = monotonic
         self._state: tuple[float, ControlState] | None = None
         self._lock = asyncio.Lock()
+        self._earlier: dict[str, tuple[float, ResourceTags, datetime]] = {}
+        """resource key -> the earlier-sighting look-up, kept `refresh_s` (a burst of events
+        about one resource the tagging API does not know costs one store query)."""
 
     async def control_state(self) -> ControlState:
         """The stored silences, freezes and pause, at most `refresh_s` old.
@@ -171,6 +174,20 @@ class PolicyGate:
         if read is not None:
             return read, now
         # The tagging API does not know it: deleted (its tags went with it), or never tagged.
+        key = incident.resource_key
+        at = self._monotonic()
+        cached = self._earlier.get(key)
+        if cached is not None and at - cached[0] < self._refresh:
+            return cached[1], cached[2]
+        found = await self._earlier_sighting(incident, now)
+        if len(self._earlier) > 10_000:
+            self._earlier.clear()
+        self._earlier[key] = (at, *found)
+        return found
+
+    async def _earlier_sighting(
+        self, incident: Incident, now: datetime
+    ) -> tuple[ResourceTags, datetime]:
         for earlier in await self._store.latest_for_resource(incident.resource_key, EARLIER):
             if earlier.tags and earlier.incident_id != incident.incident_id:
                 at = earlier.tags_read_at or earlier.created_at
