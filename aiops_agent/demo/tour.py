@@ -144,7 +144,11 @@ async def _tour(
         if response.get("FailedEntryCount"):
             raise RuntimeError(f"PutEvents failed: {response['Entries']}")
     _say("scenario: log error spike (a never-seen error shape, 25 times in one window)", as_json)
-    await demo_log_spike(clients, DEMO_LOG_GROUP, window_seconds=settings.log_poll_seconds)
+    # One window ahead: the running analyzer must not close the spike's window before the
+    # events land (on a busy machine, PutLogEvents took longer than the 0.6 s it tolerates).
+    await demo_log_spike(
+        clients, DEMO_LOG_GROUP, window_seconds=settings.log_poll_seconds, spike_ahead_windows=1
+    )
     expected = {scenario.resource_id(resources): scenario for scenario, resources in prepared}
     incidents = await _wait_for_incidents(clients, settings, set(expected))
     notifications = await _collect_inbox(clients, inbox, until=lambda n: _proactive(n) > 0)

@@ -29,6 +29,7 @@ async def demo_log_spike(
     history_windows: int = 16,
     spike_events: int = 25,
     now_ms: int | None = None,
+    spike_ahead_windows: int = 0,
 ) -> int:
     """Write `history_windows` windows of normal traffic ending now, then an error spike at now.
 
@@ -37,6 +38,11 @@ async def demo_log_spike(
     of events written. The analyzer that sees it needs `AIOPS_LOG_POLL_SECONDS=window_seconds`
     (its default warm-up of 12 windows is covered by the history) and the group in
     `AIOPS_LOG_GROUPS`.
+
+    `spike_ahead_windows` stamps the spike that many windows after now. A running analyzer may
+    finish the current window before a slow PutLogEvents lands (its tolerance for late events is
+    the settle time and the overlap: 0.6 s with 2 s windows); a spike in a window still to come
+    is never missed that way.
     """
     logs = await clients.client("logs")
     for call, kwargs in (
@@ -57,8 +63,10 @@ async def demo_log_spike(
         for i, shape in enumerate(_NORMAL):
             message = shape.format(n=w * 10 + i, ms=12 + i, w=i, k=50, a=1 + w % 3)
             events.append({"timestamp": base + 1 + i, "message": message})
+    spike_at = now + spike_ahead_windows * period
     for i in range(spike_events):
-        events.append({"timestamp": now + i, "message": SPIKE.format(ms=30000 + i, n=7000 + i)})
+        message = SPIKE.format(ms=30000 + i, n=7000 + i)
+        events.append({"timestamp": spike_at + i, "message": message})
     events.sort(key=lambda e: e["timestamp"])
     for start in range(0, len(events), 1000):
         await asyncio.wait_for(
