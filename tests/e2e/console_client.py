@@ -84,8 +84,10 @@ async def make_waiting_incident(aws: Any, stack: QueueStack) -> tuple[str, str]:
     await sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(event))
 
     async def waiting() -> Incident | None:
+        # Settled: waiting, and its own outbox done (the "approval needed" notification is a
+        # command the daemon runs and stores after reaching the state: one more version).
         found = await stack.store.list_incidents(state=WorkflowState.AWAITING_APPROVAL)
-        return next((i for i in found if i.resource_id == instance_id), None)
+        return next((i for i in found if i.resource_id == instance_id and not i.pending), None)
 
     incident = await wait_for(waiting, within=60, what="incident awaiting approval")
     return incident.incident_id, instance_id
