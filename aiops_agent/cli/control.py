@@ -11,7 +11,6 @@ import getpass
 import json
 import re
 import sys
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from aiops_agent.cli.render import table
 from aiops_agent.domain.autonomy import Freeze, Matcher, Silence
 from aiops_agent.domain.ports import ControlError
 from aiops_agent.settings import Settings
+from aiops_agent.store.control import new_freeze_id, new_silence_id
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -130,7 +130,7 @@ class ControlCommands:
             raise UsageError(str(exc)) from None
         begins, ends = window(now, duration, until)
         silence = Silence(
-            silence_id=f"sil-{uuid.uuid4().hex[:12]}",
+            silence_id=new_silence_id(),
             matchers=parsed,
             starts_at=begins,
             ends_at=ends,
@@ -145,7 +145,7 @@ class ControlCommands:
     ) -> Freeze:
         begins, ends = window(now, duration, until, start)
         freeze = Freeze(
-            freeze_id=f"frz-{uuid.uuid4().hex[:12]}",
+            freeze_id=new_freeze_id(),
             starts_at=begins,
             ends_at=ends,
             author=await caller_identity(self.clients),

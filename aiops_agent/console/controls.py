@@ -8,7 +8,6 @@ console authenticated (the silence's or freeze's author, who paused, who ended i
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from aiohttp import web
 
 from aiops_agent.domain.autonomy import Freeze, Matcher, Silence
 from aiops_agent.domain.ports import ControlError, ControlStore
+from aiops_agent.store.control import new_freeze_id, new_silence_id
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +123,7 @@ def add_control_routes(
             length = parse_duration(str(form.get("duration", "")))
             await deps.store.add_silence(
                 Silence(
-                    silence_id=f"sil-{uuid.uuid4().hex[:12]}",
+                    silence_id=new_silence_id(),
                     matchers=matchers,
                     starts_at=now,
                     ends_at=now + length,
@@ -152,7 +152,7 @@ def add_control_routes(
             length = parse_duration(str(form.get("duration", "")))
             await deps.store.add_freeze(
                 Freeze(
-                    freeze_id=f"frz-{uuid.uuid4().hex[:12]}",
+                    freeze_id=new_freeze_id(),
                     starts_at=now,
                     ends_at=now + length,
                     author=who,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -31,6 +32,18 @@ from aiops_agent.domain.ports import ControlError
 
 PK = "control"
 KEPT_FOR = timedelta(days=90)
+
+
+def new_silence_id() -> str:
+    """A silence's id, the same whether the CLI or the console adds it."""
+    return f"sil-{uuid.uuid4().hex[:12]}"
+
+
+def new_freeze_id() -> str:
+    """A freeze's id, the same whether the CLI or the console adds it."""
+    return f"frz-{uuid.uuid4().hex[:12]}"
+
+
 """How long an ended silence, freeze or pause stays readable (`silence list --all`)."""
 
 M = TypeVar("M", bound=BaseModel)
