@@ -22,6 +22,7 @@ import structlog
 
 from aiops_agent.domain.machine import InvalidTransition, Policy, decide
 from aiops_agent.domain.messages import (
+    Analyze,
     Analyzed,
     Approved,
     Command,
@@ -150,21 +151,24 @@ class Engine:
             created_at=now,
             updated_at=now,
         )
-        incident, _ = decide(incident, EventReceived(event=event), now, self._policy)
+        received, _ = decide(incident, EventReceived(event=event), now, self._policy)
         # Analysis has no side effects: run it before the first write, so that a normal event
         # never costs a write.
-        signal = await self._runner.run(incident, command_from_dict(incident.pending[0]))
-        incident, _ = decide(incident, signal, self._clock.now(), self._policy)
-        if isinstance(signal, Analyzed):
-            cls = signal.analysis.classification
+        analyze = command_from_dict(received.pending[0])
+        if not isinstance(analyze, Analyze):  # pragma: no cover - the machine's first command
+            raise TypeError(f"a received event's first command is {analyze!r}")
+        analyzed = await self._runner.analyze(received, analyze)
+        if isinstance(analyzed, Analyzed):
+            cls = analyzed.analysis.classification
             self._metrics.classified(cls.value, event.resource_type)
             if cls is Classification.NORMAL:
-                log.info("event.normal", action=event.action, reasons=list(incident.reasons))
+                ignored, _ = decide(received, analyzed, self._clock.now(), self._policy)
+                log.info("event.normal", action=event.action, reasons=list(ignored.reasons))
                 self._metrics.incident_closed(WorkflowState.IGNORED.value, event.resource_type, 0)
                 if event.details.get("resolves"):
                     return await self._note_resolution(event)
-                if signal.analysis.intended and reported_as(event):
-                    return await self._note_intended(event, incident)
+                if analyzed.analysis.intended and reported_as(event):
+                    return await self._note_intended(event, ignored)
                 return None
         async with self._locks.hold(event.resource_key):
             # Only the look-up and the create hold the lock: a second event about this resource
@@ -178,6 +182,10 @@ class Engine:
                 if related is not None:
                     joined, _ = await self._apply_with_retry(related, RelatedEvent(event=event))
                     return joined
+                # Only an incident about to be opened needs the policy decision; the tags an
+                # earlier sighting recorded are in what the query just read.
+                judged = await self._runner.judge(received, analyzed, latest)
+                incident, _ = decide(received, judged, self._clock.now(), self._policy)
                 if not await self._store.create(incident):
                     # Stored already: an older delivery (beyond the newest, or not yet in the
                     # index), or another replica's create a moment ago.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -139,10 +139,17 @@ class PolicyGate:
             except TimeoutError:
                 pass
 
-    async def decide(self, incident: Incident) -> tuple[PolicyDecision, ResourceTags, datetime]:
-        """The decision, the tags it used, and when those tags were read."""
+    async def decide(
+        self, incident: Incident, earlier: Sequence[Incident] | None = None
+    ) -> tuple[PolicyDecision, ResourceTags, datetime]:
+        """The decision, the tags it used, and when those tags were read.
+
+        `earlier`: the resource's newest incidents (newest first, at least `EARLIER` of them
+        when it has that many), as the engine's correlation query just read them; given, a
+        resource the tagging API does not know costs no look-up of its own.
+        """
         now = self._clock.now()
-        tags, read_at = await self._resource_tags(incident, now)
+        tags, read_at = await self._resource_tags(incident, now, earlier)
         state = await self.control_state()
         freezes = await self.freezes(state, now)
         settings = self._settings
@@ -168,12 +175,14 @@ class PolicyGate:
         return decision, tags, read_at
 
     async def _resource_tags(
-        self, incident: Incident, now: datetime
+        self, incident: Incident, now: datetime, earlier: Sequence[Incident] | None
     ) -> tuple[ResourceTags, datetime]:
         read = await self._tags.read(incident)
         if read is not None:
             return read, now
         # The tagging API does not know it: deleted (its tags went with it), or never tagged.
+        if earlier is not None:
+            return _earlier_tags(incident, earlier[:EARLIER], now)
         key = incident.resource_key
         at = self._monotonic()
         cached = self._earlier.get(key)
@@ -188,10 +197,18 @@ class PolicyGate:
     async def _earlier_sighting(
         self, incident: Incident, now: datetime
     ) -> tuple[ResourceTags, datetime]:
-        for earlier in await self._store.latest_for_resource(incident.resource_key, EARLIER):
-            if earlier.tags and earlier.incident_id != incident.incident_id:
-                at = earlier.tags_read_at or earlier.created_at
-                detail = f"{at.isoformat(timespec='seconds')}; the resource is not found now"
-                return ResourceTags(tags=earlier.tags, source="earlier", detail=detail), at
-        gone = "not found by the tagging API; no earlier sighting"
-        return ResourceTags(source="none", detail=gone), now
+        latest = await self._store.latest_for_resource(incident.resource_key, EARLIER)
+        return _earlier_tags(incident, latest, now)
+
+
+def _earlier_tags(
+    incident: Incident, latest: Sequence[Incident], now: datetime
+) -> tuple[ResourceTags, datetime]:
+    """The tags the newest earlier incident about the resource recorded, if any."""
+    for earlier in latest:
+        if earlier.tags and earlier.incident_id != incident.incident_id:
+            at = earlier.tags_read_at or earlier.created_at
+            detail = f"{at.isoformat(timespec='seconds')}; the resource is not found now"
+            return ResourceTags(tags=earlier.tags, source="earlier", detail=detail), at
+    gone = "not found by the tagging API; no earlier sighting"
+    return ResourceTags(source="none", detail=gone), now

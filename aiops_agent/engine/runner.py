@@ -116,33 +116,50 @@ class CommandRunner:
                     return await self._notify(incident, command)
         raise TypeError(f"unknown command {command!r}")  # pragma: no cover
 
+    async def analyze(self, incident: Incident, command: Analyze) -> Analyzed | AnalysisFailed:
+        """The analysis alone, without the policy decision (see `judge`)."""
+        async with asyncio.timeout(self.deadline(command)):
+            return await self._analysis(incident, command)
+
+    async def judge(
+        self,
+        incident: Incident,
+        signal: Analyzed | AnalysisFailed,
+        earlier: Sequence[Incident] | None = None,
+    ) -> Analyzed | AnalysisFailed:
+        """`signal` with the policy decision about `incident` (none for a NORMAL verdict).
+
+        `earlier`: the resource's newest incidents as the caller just read them, so that the
+        tags an earlier sighting recorded cost no query of their own.
+        """
+        if self._gate is None:
+            return signal
+        if isinstance(signal, Analyzed):
+            if signal.analysis.classification is Classification.NORMAL:
+                return signal
+            incident = incident.model_copy(
+                update={"classification": signal.analysis.classification}
+            )
+        async with asyncio.timeout(self._config.command_timeout):
+            decision, tags, read_at = await self._gate.decide(incident, earlier)
+        update = {
+            "policy": decision,
+            "tags": tags.tags,
+            "tags_read_at": read_at if tags.tags else None,
+        }
+        return signal.model_copy(update=update)
+
     async def _analyze(self, incident: Incident, command: Analyze) -> Signal:
+        return await self.judge(incident, await self._analysis(incident, command))
+
+    async def _analysis(self, incident: Incident, command: Analyze) -> Analyzed | AnalysisFailed:
         try:
             analysis = await self._analyzer.analyze(incident.event)
         except Exception as exc:  # the analyzer's failure is an outcome, not a crash
             log.warning("analysis.failed", error=repr(exc))
             error = f"{type(exc).__name__}: {exc}"
-            if self._gate is None:
-                return AnalysisFailed(command_id=command.id, error=error)
-            decision, tags, read_at = await self._gate.decide(incident)
-            return AnalysisFailed(
-                command_id=command.id,
-                error=error,
-                policy=decision,
-                tags=tags.tags,
-                tags_read_at=read_at if tags.tags else None,
-            )
-        if self._gate is None or analysis.classification is Classification.NORMAL:
-            return Analyzed(command_id=command.id, analysis=analysis)
-        judged = incident.model_copy(update={"classification": analysis.classification})
-        decision, tags, read_at = await self._gate.decide(judged)
-        return Analyzed(
-            command_id=command.id,
-            analysis=analysis,
-            policy=decision,
-            tags=tags.tags,
-            tags_read_at=read_at if tags.tags else None,
-        )
+            return AnalysisFailed(command_id=command.id, error=error)
+        return Analyzed(command_id=command.id, analysis=analysis)
 
     async def _execute(self, command: ExecuteStep) -> Signal:
         action = self._catalog.get(command.action)

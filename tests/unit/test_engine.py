@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from aiops_agent.domain.models import (
 )
 from aiops_agent.domain.ports import Action, CheckOutcome, CheckStatus, StepOutcome
 from aiops_agent.engine.engine import Engine
+from aiops_agent.engine.gate import PolicyGate
 from aiops_agent.engine.planner import Planner, PlannerConfig
 from aiops_agent.engine.runner import CommandRunner, RunnerConfig
 from aiops_agent.intake.envelope import parse_event
@@ -138,6 +139,11 @@ class RecordingNotifier:
 class CountingStore(MemoryIncidentStore):
     writes = 0
     history_reads = 0
+    latest_reads = 0
+
+    async def latest_for_resource(self, resource_key: str, limit: int) -> list[Incident]:
+        self.latest_reads += 1
+        return await super().latest_for_resource(resource_key, limit)
 
     async def recent_for_resource(self, resource_key: str, since: datetime) -> list[Incident]:
         self.history_reads += 1
@@ -167,6 +173,7 @@ def rig(
     action: ScriptedAction | None = None,
     analyzer: Any = None,
     planner_config: PlannerConfig | None = None,
+    gate: Callable[[CountingStore, FakeClock], PolicyGate] | None = None,
 ) -> Rig:
     clock = FakeClock()
     store = CountingStore(step_lease=timedelta(seconds=60))
@@ -191,6 +198,7 @@ def rig(
         notifier=notifier,
         config=RunnerConfig(),
         clock=clock,
+        gate=gate(store, clock) if gate is not None else None,
     )
     policy = Policy(verify_interval=timedelta(seconds=10), verify_timeout=timedelta(minutes=2))
     engine = Engine(

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
-from aiops_agent.domain.models import Incident, WorkflowState
+from aiops_agent.domain.autonomy import AutonomySettings, ResourceTags
+from aiops_agent.domain.models import Autonomy, Incident, WorkflowState
 from aiops_agent.domain.ports import CheckOutcome
+from aiops_agent.engine.gate import PolicyGate
 from aiops_agent.engine.planner import KnownIncidents, PlannerConfig
+from aiops_agent.store.control import MemoryControlStore
 from tests.unit.test_engine import T0, Crash, FakeClock, ScriptedAction, ev, rig
 
 S = WorkflowState
@@ -178,3 +181,69 @@ async def test_history_beyond_what_correlation_read_is_queried() -> None:
         # of the history; the 21st has 20 newer than either window's start: both query.
         assert r.store.history_reads == (2 if n == 20 else 0)
     assert len(r.action.executed) == 21
+
+
+class UnknownToTagging:
+    """The tagging API knows no resource here (deleted, or never tagged): as in the bench."""
+
+    reads = 0
+
+    async def account(self) -> str | None:
+        return "123456789012"
+
+    async def read(self, incident: Incident) -> ResourceTags | None:
+        self.reads += 1
+        return None
+
+
+def gated(tags: UnknownToTagging) -> Any:
+    def make(store: Any, clock: FakeClock) -> PolicyGate:
+        return PolicyGate(
+            control=MemoryControlStore(),
+            store=store,
+            tags=tags,
+            clock=clock,
+            settings=AutonomySettings(),
+        )
+
+    return make
+
+
+async def test_the_policy_takes_earlier_tags_from_what_correlation_read() -> None:
+    tags = UnknownToTagging()
+    r = rig(gate=gated(tags))
+    old = Incident(
+        incident_id="inc-old",
+        event_id="ev-old",
+        resource_type="ec2",
+        resource_id="i-1",
+        region="us-east-1",
+        resource_key=ev().resource_key,
+        event=ev("ev-old", at=T0 - timedelta(days=2)),
+        workflow_state=S.COMPLETED,
+        tags={"aiops:autonomy": "notify"},
+        tags_read_at=T0 - timedelta(days=2),
+        created_at=T0 - timedelta(days=2),
+        updated_at=T0 - timedelta(days=2),
+    )
+    await r.store.create(old)
+    r.store.writes = 0
+    done = await r.engine.handle_event(ev())
+    assert done is not None and done.policy is not None
+    assert done.policy.autonomy is Autonomy.NOTIFY, done.policy.because
+    assert "earlier sighting" in done.policy.because
+    assert done.workflow_state is S.NOTIFIED and r.action.executed == []
+    # One look at the resource's incidents: the correlation query; the policy used it too.
+    assert r.store.latest_reads == 1 and tags.reads == 1
+
+
+async def test_a_redelivered_event_is_not_judged_again() -> None:
+    tags = UnknownToTagging()
+    r = rig(gate=gated(tags))
+    first = await r.engine.handle_event(ev())
+    assert first is not None and first.workflow_state is S.COMPLETED
+    assert tags.reads == 1
+    again = await r.engine.handle_event(ev())
+    assert again is not None and again.incident_id == first.incident_id
+    # A duplicate is found by the correlation read before any policy look-up is made.
+    assert tags.reads == 1 and r.store.latest_reads == 2
