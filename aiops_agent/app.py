@@ -88,6 +88,7 @@ def build_store(settings: Settings, clients: AwsClients) -> DynamoIncidentStore:
         ttl_days=settings.incident_ttl_days,
         step_lease=timedelta(seconds=settings.step_lease_seconds),
         audit_table=settings.patterns_table,
+        lease_table=settings.patterns_table,  # DynamoCoordination's (build_components)
     )
 
 

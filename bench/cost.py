@@ -140,6 +140,11 @@ class UnpricedOperation(ValueError):
     """calls.json holds a DynamoDB operation the model has no price rule for."""
 
 
+CLOSING_WRITES: dict[str, float] = {"recovered": 1.0}
+"""Writes per event that close an incident and carry its lease's Delete (a recovered incident
+closes once; the other outcomes of the mix are not closed by a transaction here)."""
+
+
 def dynamodb_units(
     calls: Mapping[str, Any], mix: Mapping[str, float], gsi_factor: float
 ) -> dict[str, float]:
@@ -181,6 +186,9 @@ def dynamodb_units(
             elif name == "TransactWriteItems":
                 entries = audit_per_transaction * write_units(audit_bytes, 1)
                 write += n * 2 * (put + entries)
+                # The write that closes an incident deletes its step lease in the same
+                # transaction: a small item, doubled like every transactional unit.
+                write += per_day * CLOSING_WRITES.get(kind, 0.0) * 2
             elif name in ("UpdateItem", "DeleteItem"):
                 write += n
             elif name == "GetItem":

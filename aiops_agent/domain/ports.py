@@ -32,10 +32,16 @@ class IncidentStore(Protocol):
 
     async def get(self, incident_id: str) -> Incident | None: ...
 
-    async def save(self, incident: Incident) -> Incident:
+    def keeps_leases(self) -> bool:
+        """Whether `save` can release a step lease in the same write (the leases live beside
+        the store's items); otherwise the caller releases it through `Coordination`."""
+
+    async def save(self, incident: Incident, *, release: str | None = None) -> Incident:
         """Write `incident` if the stored version is still `incident.version`.
 
         Returns the incident as stored (version + 1); raises `ConflictError` otherwise.
+        `release` (only where `keeps_leases`): the key of a step lease `incident` holds, released
+        by the same write; a lease another holder has taken since is left alone.
         """
 
     async def open_for_resource(self, resource_key: str) -> Incident | None:

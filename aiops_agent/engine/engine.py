@@ -329,8 +329,14 @@ class Engine:
                 return stored, False
             if new == stored:
                 return stored, True
+            closing = new.terminal and not stored.terminal
+            release = lease_key(new) if closing and self._store.keeps_leases() else None
             try:
-                saved = await self._store.save(new)
+                if release is not None:
+                    # The step lease goes with the closing write: one call, not two.
+                    saved = await self._store.save(new, release=release)
+                else:
+                    saved = await self._store.save(new)
             except ConflictError:
                 fresh = await self._store.get(incident.incident_id)
                 if fresh is None:
@@ -340,7 +346,7 @@ class Engine:
                 at = None
                 continue
             self._observe(stored, saved)
-            if saved.terminal and not stored.terminal:
+            if closing and release is None:
                 await self._coord.release(lease_key(saved), saved.incident_id)
             if isinstance(signal, RelatedEvent):
                 log.info("event.joined", joined_incident=saved.incident_id)

@@ -19,6 +19,11 @@ LEASE_PK = "lease"
 COUNTER_PK = "counter"
 
 
+def lease_item_key(key: str) -> dict[str, dict[str, str]]:
+    """The DynamoDB key of the lease item `key` (the incident store releases one in its write)."""
+    return {"pk": {"S": LEASE_PK}, "sk": {"S": key}}
+
+
 def _epoch(at: datetime) -> int:
     return int(at.timestamp())
 
@@ -93,7 +98,7 @@ class DynamoCoordination:
             async with asyncio.timeout(self._deadline):
                 await ddb.update_item(
                     TableName=self._table,
-                    Key={"pk": {"S": LEASE_PK}, "sk": {"S": key}},
+                    Key=lease_item_key(key),
                     UpdateExpression=(
                         "SET holder = :h, lease_until = :u, expires_at = :x ADD fence :one"
                     ),
@@ -120,7 +125,7 @@ class DynamoCoordination:
             async with asyncio.timeout(self._deadline):
                 await ddb.delete_item(
                     TableName=self._table,
-                    Key={"pk": {"S": LEASE_PK}, "sk": {"S": key}},
+                    Key=lease_item_key(key),
                     ConditionExpression="holder = :h",
                     ExpressionAttributeValues={":h": {"S": holder}},
                 )

@@ -54,8 +54,14 @@ class MemoryIncidentStore:
         record = self._records.get(incident_id)
         return decode(record) if record is not None else None
 
-    async def save(self, incident: Incident) -> Incident:
+    def keeps_leases(self) -> bool:
+        """No: the leases are `MemoryCoordination`'s, and the engine releases them there."""
+        return False
+
+    async def save(self, incident: Incident, *, release: str | None = None) -> Incident:
         """Write if the stored version is `incident.version`; the stored incident (version + 1)."""
+        if release is not None:
+            raise ValueError("this store keeps no leases: release them through Coordination")
         current = self._records.get(incident.incident_id)
         if current is None or current.version != incident.version:
             stored_version = current.version if current is not None else None

@@ -66,8 +66,9 @@ def test_daily_operations_weight_per_event_calls_by_the_mix() -> None:
 def test_transactions_are_priced_with_their_audit_entries_at_double_units() -> None:
     units = dynamodb_units(CALLS, {"recovered": 1, "review": 0}, gsi_factor=4)
     # Per transaction: 2 x (incident 3 KB x 4 copies + 2 audit entries x 1 KB) = 28 units;
-    # 5 transactions and 2 single-unit updates per recovered event.
-    assert units["write"] == pytest.approx(5 * 28 + 2)
+    # 5 transactions and 2 single-unit updates per recovered event; the closing transaction
+    # also deletes the step lease (1 unit, doubled).
+    assert units["write"] == pytest.approx(5 * 28 + 2 + 2)
     assert units["read"] == 0
 
 

@@ -153,9 +153,9 @@ class CountingStore(MemoryIncidentStore):
         self.writes += 1
         return await super().create(incident)
 
-    async def save(self, incident: Any) -> Any:
+    async def save(self, incident: Any, *, release: str | None = None) -> Any:
         self.writes += 1
-        return await super().save(incident)
+        return await super().save(incident, release=release)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from aiops_agent.domain.ports import CheckOutcome
 from aiops_agent.engine.gate import PolicyGate
 from aiops_agent.engine.planner import KnownIncidents, PlannerConfig
 from aiops_agent.store.control import MemoryControlStore
+from aiops_agent.store.coordination import MemoryCoordination
 from tests.unit.test_engine import T0, Crash, FakeClock, ScriptedAction, ev, rig
 
 S = WorkflowState
@@ -247,3 +248,33 @@ async def test_a_redelivered_event_is_not_judged_again() -> None:
     assert again is not None and again.incident_id == first.incident_id
     # A duplicate is found by the correlation read before any policy look-up is made.
     assert tags.reads == 1 and r.store.latest_reads == 2
+
+
+async def test_the_closing_write_carries_the_lease_release_where_the_store_keeps_leases() -> None:
+    r = rig()
+    leases: MemoryCoordination = r.engine._coord  # type: ignore[assignment]
+    released: list[tuple[str, str | None]] = []
+    separate: list[str] = []
+    real_save, real_release = r.store.save, leases.release
+
+    async def save(incident: Incident, *, release: str | None = None) -> Incident:
+        released.append((incident.workflow_state.value, release))
+        saved = await real_save(incident)
+        if release is not None:  # as the DynamoDB store does, in the same transaction
+            await real_release(release, incident.incident_id)
+        return saved
+
+    async def release(key: str, holder: str) -> None:
+        separate.append(key)
+        await real_release(key, holder)
+
+    r.store.keeps_leases = lambda: True  # type: ignore[method-assign]
+    r.store.save = save  # type: ignore[method-assign]
+    leases.release = release  # type: ignore[method-assign]
+    done = await r.engine.handle_event(ev())
+    assert done is not None and done.workflow_state is S.COMPLETED
+    key = f"recovery:{done.resource_key}"
+    # Only the closing write carries it; nothing is released on its own.
+    assert [k for _, k in released] == [None, None, key]
+    assert released[-1][0] == "COMPLETED" and separate == []
+    assert await leases.acquire(key, "inc-next", T0, timedelta(minutes=15)) is None
