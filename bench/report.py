@@ -437,43 +437,9 @@ def _generic(result: Mapping[str, Any]) -> list[str]:
 
 
 def _recovery(r: Mapping[str, Any]) -> list[str]:
-    rows = [
-        [
-            name,
-            ", ".join(row["outcomes"]),
-            row["p50_s"],
-            row["p95_s"],
-            row["agent_p50_s"],
-            row["waits_on_aws_p50_s"],
-            ", ".join(f"{state} {s:g}" for state, s in row["by_state_p50_s"].items() if s >= 0.5),
-        ]
-        for name, row in r["scenarios"].items()
-    ]
-    slowest = max(r["scenarios"].items(), key=lambda kv: kv[1]["p50_s"] or 0)
-    within = [
-        n for n, row in r["scenarios"].items() if (row["p50_s"] or 1e9) <= r["seed_promise_s"]
-    ]
-    return [
-        f"{r['rounds']} rounds, default settings. The seed promised about "
-        f"{r['seed_promise_s']:g} s; {len(within)} of {len(r['scenarios'])} scenarios are "
-        f"within it at the median. The slowest is {slowest[0]} ({slowest[1]['p50_s']} s at "
-        f"the median, {slowest[1]['agent_p50_s']} s of it the agent's own).",
-        "",
-        *table(
-            [
-                "scenario",
-                "outcome",
-                "p50 s",
-                "p95 s",
-                "agent's p50 s",
-                "waits on AWS p50 s",
-                "time by state, p50 s (>= 0.5 s)",
-            ],
-            rows,
-        ),
-        "",
-        f"Method: {r['method']}",
-    ]
+    from bench.recovery import report_lines
+
+    return report_lines(r)
 
 
 def _holdout(h: Mapping[str, Any]) -> list[str]:

@@ -320,10 +320,12 @@ class AwsProxy:
         code: str | None = None,
         message: str | None = None,
         transition_reason: str | None = None,
+        states: Iterable[str] | None = None,
     ) -> StateReason:
         """DescribeInstances reports this `StateReason` (code, message) and/or
-        `StateTransitionReason` for the instance, whatever the emulator says."""
-        return self._added(StateReason(instance_id, code, message, transition_reason))
+        `StateTransitionReason` for the instance, whatever the emulator says (with `states`:
+        only while the instance is in one of them)."""
+        return self._added(StateReason(instance_id, code, message, transition_reason, states))
 
     def codebuild(
         self,

@@ -356,7 +356,12 @@ _BATCHES: dict[str, tuple[_Split, _Merge]] = {
 
 class StateReason(Rule):
     """DescribeInstances reports the given `StateReason` / `StateTransitionReason` for one
-    instance (the emulator's own values are replaced; None leaves one as the emulator says)."""
+    instance (the emulator's own values are replaced; None leaves one as the emulator says).
+
+    With `states`, only while the instance is in one of them: the reason belongs to the state
+    transition that caused it, and AWS reports the next transition's own reason (a start
+    clears it) once the instance leaves that state.
+    """
 
     service = "ec2"
     operations = frozenset({"DescribeInstances"})
@@ -367,11 +372,13 @@ class StateReason(Rule):
         code: str | None,
         message: str | None,
         transition_reason: str | None,
+        states: Iterable[str] | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.code = code
         self.message = message if message is not None or code is None else f"{code}: {code}"
         self.transition_reason = transition_reason
+        self.states = None if states is None else frozenset(states)
         self.rewritten = 0
 
     async def apply(self, ex: Exchange, proceed: Proceed) -> Reply:
@@ -384,7 +391,10 @@ class StateReason(Rule):
         for item in root.iter(f"{ns}item"):
             if item.findtext(f"{ns}instanceId") != self.instance_id:
                 continue
-            if item.find(f"{ns}instanceState") is None:
+            state = item.find(f"{ns}instanceState")
+            if state is None:
+                continue
+            if self.states is not None and state.findtext(f"{ns}name") not in self.states:
                 continue
             if self.code is not None:
                 reason = item.find(f"{ns}stateReason")
