@@ -57,6 +57,9 @@ SEED_PROMISE_S = 25.0
 """The seed's README: a stopped instance back in about 25 seconds."""
 DEFAULT_ROUNDS = 10
 DEFAULT_EVERY_S = 30.0
+"""10 runs per scenario for p50/p95, a round every 30 s: the run takes about 7 minutes (7.1 on
+the shared 2-core machine at load 3: a 20 s start, 9 x 30 s of round starts, the last round's
+person's stop waiting 120 s for its author). Sequential rounds would take 2 minutes each."""
 DEADLINE_S = 600.0
 POLL_S = 5.0
 """How often the store is read for outcomes. The times come from the incidents' timelines, so
