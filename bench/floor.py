@@ -5,8 +5,9 @@ does for that outcome (the first one a conditional claim, `attribute_not_exists`
 conditional on the version, of an item as large as the daemon's), then one `DeleteMessageBatch`.
 Each write has the daemon's shape: one `TransactWriteItems` that puts the incident and its audit
 entry (an immutable item in the patterns table), so that the floor pays what the emulator charges
-for a transaction (moto copies every table a transaction touches: its cost grows with the
-tables, EMULATORS.md) exactly as the daemon does.
+for a transaction exactly as the daemon does. (The emulator rolls a transaction back item by
+item, aiops_agent/demo/moto_server.py: plain moto deep-copies every table a transaction
+touches, which made both sides' cost grow with what the tables held.)
 No reads, no coordination, no notification, no parsing beyond telling the outcome. Same
 concurrency as the daemon (10 messages in flight, a batch processed while the next is received).
 """

@@ -311,8 +311,9 @@ async def measure(
             "median over runs, with min and max. Floor writes per outcome are the incident "
             "writes the daemon does (calls.json), the first conditional on "
             "attribute_not_exists, a duplicate's one failed claim; each one TransactWriteItems "
-            "with an audit entry in the patterns table, as the daemon writes them (moto copies "
-            "every table a transaction touches, so a transaction's cost grows with the tables). "
+            "with an audit entry in the patterns table, as the daemon writes them (the "
+            "emulator rolls a transaction back item by item: its cost does not grow with the "
+            "tables, as on DynamoDB). "
             "The floor's work is checked: writes == expected, lost claims == duplicates."
         ),
     }

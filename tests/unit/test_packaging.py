@@ -66,7 +66,10 @@ def test_pyproject_requires_moto_only_with_the_demo_extra() -> None:
 def test_the_demo_without_moto_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "moto", None)  # `import moto` now fails as if absent
+    # `import moto` now fails as if absent; so does every submodule another test imported
+    # (find_spec answers a module already in sys.modules without asking its parent).
+    for name in [n for n in sys.modules if n == "moto" or n.startswith("moto.")] + ["moto"]:
+        monkeypatch.setitem(sys.modules, name, None)
     assert main(["demo"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
