@@ -18,17 +18,28 @@ table holds, and a benchmark on moto then measured the copies, not the agent. So
 requests being serialized, the snapshot is of the items the transaction names (one per
 operation), and a cancelled transaction puts those back. A table with a stream keeps moto's own
 whole-table snapshot (a rolled-back write must also leave the stream).
+
+moto also ignores TransactWriteItems' `ClientRequestToken`, which botocore fills in once per
+call and sends again on each retry. DynamoDB answers a repeat of a transaction that succeeded,
+within 10 minutes, with success and changes nothing (a repeat with other parameters is an
+IdempotentParameterMismatchException). moto ran the repeat again, so a retried transaction
+whose first answer was lost (a timeout, a 500 after the write landed) failed on its own write:
+a create looked like another delivery's. Here a token is remembered for 10 minutes as DynamoDB
+does.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -132,11 +143,72 @@ def _transact_item_snapshots(self: DynamoDBBackend, transact_items: list[dict[st
         raise
 
 
+IDEMPOTENCY_WINDOW_S = 600.0
+"""How long DynamoDB remembers a transaction's ClientRequestToken after it succeeded."""
+
+
+class IdempotentParameterMismatch(DynamodbException):
+    error_type = ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException"
+
+    def __init__(self) -> None:
+        super().__init__(
+            self.error_type,
+            message="Request parameters do not match the original request with this client "
+            "request token",
+        )
+
+
+class ClientTokens:
+    """The transactions that succeeded in the last `window_s`, by ClientRequestToken."""
+
+    def __init__(self, window_s: float = IDEMPOTENCY_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._seen: dict[str, tuple[float, str, Any]] = {}
+
+    def answer(self, token: str, fingerprint: str, now: float) -> Any | None:
+        """The answer of the transaction `token` named, if it succeeded within the window."""
+        while self._seen:  # oldest first: forget the tokens whose window has passed
+            first = next(iter(self._seen))
+            if now - self._seen[first][0] < self.window_s:
+                break
+            del self._seen[first]
+        seen = self._seen.get(token)
+        if seen is None:
+            return None
+        if seen[1] != fingerprint:
+            raise IdempotentParameterMismatch()
+        return seen[2]
+
+    def succeeded(self, token: str, fingerprint: str, now: float, result: Any) -> None:
+        self._seen[token] = (now, fingerprint, result)
+
+
+_TOKENS = ClientTokens()
+_handle_transact = DynamoHandler.transact_write_items
+
+
+def _idempotent_transact(self: DynamoHandler) -> Any:
+    """TransactWriteItems with DynamoDB's ClientRequestToken (DynamoDB's requests are
+    serialized, so a token is looked up and remembered in one step)."""
+    token = self.body.get("ClientRequestToken")
+    if not token:
+        return _handle_transact(self)
+    fingerprint = json.dumps(self.body.get("TransactItems"), sort_keys=True)
+    repeated = _TOKENS.answer(token, fingerprint, time.monotonic())
+    if repeated is not None:
+        return repeated
+    result = _handle_transact(self)
+    _TOKENS.succeeded(token, fingerprint, time.monotonic(), result)
+    return result
+
+
 def install() -> None:
-    """Serialize DynamoDB's requests and roll transactions back item by item (idempotent)."""
+    """Serialize DynamoDB's requests, roll transactions back item by item and honour their
+    ClientRequestToken (idempotent)."""
     DynamoHandler.call_action = _serialized  # type: ignore[method-assign]
     setattr(dynamodb_models, "copy", _SNAPSHOTS)  # noqa: B010 (moto names it only inside)
     DynamoDBBackend.transact_write_items = _transact_item_snapshots  # type: ignore[method-assign]
+    DynamoHandler.transact_write_items = _idempotent_transact  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -149,3 +149,13 @@ def test_a_table_with_a_stream_keeps_moto_s_snapshot(patched: list[str]) -> None
     backend = _backend(stream=True)
     backend.transact_write_items([_put("new", "attribute_not_exists(pk)")])
     assert patched == ["t"]
+
+
+def test_a_client_token_is_remembered_for_ten_minutes() -> None:
+    tokens = moto_server.ClientTokens()
+    assert tokens.answer("t1", "params", now=0.0) is None
+    tokens.succeeded("t1", "params", now=0.0, result="ok")
+    assert tokens.answer("t1", "params", now=599.0) == "ok"
+    with pytest.raises(moto_server.IdempotentParameterMismatch):
+        tokens.answer("t1", "other params", now=599.0)
+    assert tokens.answer("t1", "params", now=600.0) is None  # a new request after the window
