@@ -188,6 +188,14 @@ def _on_related(inc: Incident, sig: RelatedEvent, now: datetime, _: Policy) -> R
             # closes the incident instead (_on_plan_ready).
             related["explained_by"] = f"{by} ({explains})"
         return _note(inc, now, detail, **related), []
+    author = ev.details.get("authors")
+    if author and inc.workflow_state is S.PLANNING and not inc.recovery_actions:
+        # The CloudTrail record of the call behind a change reported without its author, and
+        # not a trusted principal's: the wait for the author is over. Due now: the plan is
+        # made again at once, every other wait decided again from what is stored.
+        detail = f"related event joined: {ev.detail_type}: {ev.action} by {author}: the author"
+        wake = {} if inc.pending else {"next_check_at": now}
+        return _note(inc, now, detail, authored_by=str(author), **wake, **related), []
     kind = "resolved" if ev.details.get("resolves") else "related event joined"
     detail = f"{kind}: {ev.detail_type}: {ev.action}"
     return _note(inc, now, detail, **related), []

@@ -208,6 +208,10 @@ class Incident(_Frozen):
     explained_by: str | None = None
     """A trusted call that explains the change, joined while a plan was being made: the plan's
     outcome closes the incident instead of running it."""
+    authored_by: str | None = None
+    """The principal of the call behind a change that was reported without its author (an EC2
+    state change), from the call's CloudTrail record that joined later: not a trusted one, so
+    the wait for the author is over."""
     approval_required: bool = False
     policy: PolicyDecision | None = None
     tags: dict[str, str] = Field(default_factory=dict)

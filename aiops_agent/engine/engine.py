@@ -180,8 +180,12 @@ class Engine:
             if existing is None:
                 related = await self._correlate(event, latest)
                 if related is not None:
-                    joined, _ = await self._apply_with_retry(related, RelatedEvent(event=event))
-                    return joined
+                    joined, _ = await self._apply_with_retry(related, _as_related(event, related))
+                    if not _woken(joined, self._clock.now()):
+                        return joined
+                    # The author of a change that waited for one joined: plan now, not at the
+                    # wait's end (held under the lock, as the sweeper's resume is).
+                    return await self._resume(joined)
                 # Only an incident about to be opened needs the policy decision; the tags an
                 # earlier sighting recorded are in what the query just read.
                 judged = await self._runner.judge(received, analyzed, latest)
@@ -445,6 +449,26 @@ class Engine:
             m.verification(rtype, after.verification.status)
         if state.terminal:
             m.incident_closed(state.value, rtype, _seconds(after.created_at, after.updated_at))
+
+
+def _as_related(event: NormalizedEvent, incident: Incident) -> RelatedEvent:
+    """`event` joining `incident`; marked as naming the author when it is the CloudTrail record
+    of the call behind a change `incident` holds without one."""
+    report = incident.event
+    if event.principal and report is not None and explains(event, report):
+        event = event.model_copy(update={"details": {**event.details, "authors": event.principal}})
+    return RelatedEvent(event=event)
+
+
+def _woken(incident: Incident, now: datetime) -> bool:
+    """Made due by the join (an author joined a plan's wait): to be driven now."""
+    return (
+        incident.authored_by is not None
+        and not incident.pending
+        and incident.next_check_at is not None
+        and incident.next_check_at <= now
+        and not incident.terminal
+    )
 
 
 def _entered(incident: Incident) -> str:

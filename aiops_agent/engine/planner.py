@@ -244,6 +244,11 @@ class Planner:
         event = incident.event
         if not grace or event is None or event.principal or incident.approved_by is not None:
             return Attributed()
+        if incident.authored_by:
+            self._metrics.attribution.labels("author_joined").inc()
+            return Attributed(
+                note=f"made by {incident.authored_by} (its CloudTrail record joined): no wait"
+            )
         who, said = await self._who(event)
         if who == "system":
             self._metrics.attribution.labels("system").inc()

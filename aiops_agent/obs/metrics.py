@@ -306,7 +306,8 @@ class Metrics:
             "attribution",
             "Changes reported without an author, by what decided the plan: system (the "
             "instance says AWS or its OS stopped it: no wait), waited (for a CloudTrail record), "
-            "unattributable (made through the API, no trail: a person decides).",
+            "unattributable (made through the API, no trail: a person decides), author_joined (the "
+            "call's CloudTrail record joined, naming a principal that is not trusted).",
             ["outcome"],
             namespace=NAMESPACE,
             registry=reg,

@@ -564,15 +564,47 @@ async def test_an_unexplained_change_is_recovered_when_the_wait_is_over() -> Non
     r = grace_rig()
     opened = await r.engine.handle_event(ev("state-1"))
     assert opened is not None and r.action.executed == []
-    r.clock.advance(30)
-    joined = await r.engine.handle_event(call("ct-1", "arn:aws:iam::123456789012:user/mallory"))
-    assert joined is not None and joined.incident_id == opened.incident_id
-    assert joined.workflow_state is S.PLANNING  # someone else's stop: still to be recovered
+    r.clock.advance(119)
+    assert await r.sweeper.sweep_once() == 0  # no record came: still waiting
     r.clock.t = T0 + timedelta(seconds=120)
     assert await r.sweeper.sweep_once() == 1
     done = await r.store.get(opened.incident_id)
     assert done is not None and done.workflow_state is S.COMPLETED
     assert len(r.action.executed) == 1
+
+
+async def test_the_record_of_an_untrusted_author_ends_the_wait_at_once() -> None:
+    r = grace_rig()
+    opened = await r.engine.handle_event(ev("state-1"))
+    assert opened is not None and opened.workflow_state is S.PLANNING
+    r.clock.advance(30)
+    mallory = "arn:aws:iam::123456789012:user/mallory"
+    done = await r.engine.handle_event(call("ct-1", mallory))
+    # Someone else's stop: recovered now, not 90 s later when the wait would have ended.
+    assert done is not None and done.incident_id == opened.incident_id
+    assert done.workflow_state is S.COMPLETED and done.authored_by == mallory
+    assert len(r.action.executed) == 1
+    details = [e.detail for e in done.timeline]
+    assert any(d.endswith(f"StopInstances by {mallory}: the author") for d in details)
+    assert any(f"made by {mallory} (its CloudTrail record joined)" in d for d in details)
+    assert metric(r, "aiops_attribution_total", {"outcome": "author_joined"}) == 1
+    r.clock.t = T0 + timedelta(seconds=600)
+    assert await r.sweeper.sweep_once() == 0
+    assert len(r.action.executed) == 1
+
+
+async def test_a_call_that_is_not_the_changes_own_does_not_end_the_wait() -> None:
+    r = grace_rig()
+    opened = await r.engine.handle_event(ev("state-1"))  # stopped
+    assert opened is not None
+    r.clock.advance(30)
+    mallory = "arn:aws:iam::123456789012:user/mallory"
+    start = call("ct-1", mallory).model_copy(update={"action": "StartInstances"})
+    joined = await r.engine.handle_event(start)  # a start is not the stop's author
+    assert joined is not None and joined.incident_id == opened.incident_id
+    assert joined.workflow_state is S.PLANNING and joined.authored_by is None
+    assert joined.next_check_at == T0 + timedelta(seconds=120)
+    assert r.action.executed == []
 
 
 async def test_no_wait_for_a_call_with_its_author_or_a_change_already_old() -> None:
