@@ -46,6 +46,7 @@ from bench.recovery_cases import (
     PERSON_STOP,
     SYSTEM_STOP,
     SYSTEM_STOP_CODE,
+    Act,
     Case,
     cases,
     resource_type,
@@ -137,15 +138,26 @@ async def run_round(
     prepared = [(case, await case.prepare(clients)) for case in chosen]
     event_at: dict[str, datetime] = {}
     keys: dict[str, str] = {}
-    for case, res in prepared:
-        entries = await case.act(clients, res)
-        rid = res[case.key]
-        event_at[rid] = datetime.now(UTC)
+
+    async def put(entries: list[dict[str, Any]]) -> None:
         answer = await events.put_events(Entries=entries)
         if answer.get("FailedEntryCount"):
             raise RuntimeError(f"PutEvents failed: {answer['Entries']}")
-        keys[rid] = f"{resource_type(case)}:{clients.region}:{rid}"
-    done = await _wait_terminal(store, keys, within)
+
+    async def put_later(delay: float, act: Act, res: dict[str, str]) -> None:
+        await asyncio.sleep(delay)
+        await put(await act(clients, res))
+
+    async with asyncio.TaskGroup() as tasks:
+        for case, res in prepared:
+            entries = await case.act(clients, res)
+            rid = res[case.key]
+            event_at[rid] = datetime.now(UTC)
+            await put(entries)
+            if case.later is not None:
+                tasks.create_task(put_later(*case.later, res))
+            keys[rid] = f"{resource_type(case)}:{clients.region}:{rid}"
+        done = await _wait_terminal(store, keys, within)
     out: dict[str, dict[str, Any]] = {}
     for case, res in prepared:
         rid = res[case.key]

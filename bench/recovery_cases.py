@@ -5,6 +5,10 @@ The demo's scenarios (demo/scenarios.py) are used as they are, and two more are 
 benchmark's own:
 
 - a world-open security group rule (a CloudTrail AuthorizeSecurityGroupIngress record);
+- a person's stop whose CloudTrail record arrives `RECORD_AFTER_S` after the state change
+  (EC2's state change is its own event; CloudTrail's copy of the call comes separately and
+  later, best effort, with no documented bound): the record names the author, and the wait
+  for one ends when it joins;
 - an instance stopped by a system fault. AWS stops an instance on a scheduled retirement (its
   host failing) itself: no API caller, no CloudTrail record, and DescribeInstances says why in
   `StateReason` (`Server.ScheduledStop`, EC2 API reference, StateReason). moto's StopInstances
@@ -26,7 +30,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiops_agent.aws.clients import AwsClients
-from aiops_agent.demo.scenarios import SCENARIOS, prepare_function, prepare_parameter
+from aiops_agent.demo.scenarios import (
+    SCENARIOS,
+    cloudtrail_record,
+    prepare_function,
+    prepare_parameter,
+)
 
 ACCOUNT = "123456789012"
 SYSTEM_STOP_CODE = "Server.ScheduledStop"
@@ -55,6 +64,11 @@ class StateReasons(Protocol):
     ) -> Any: ...
 
 
+RECORD_AFTER_S = 20.0
+"""How long after the state change the person's CloudTrail record is put on the bus (an input
+of the scenario: AWS documents no bound)."""
+
+
 @dataclass(frozen=True)
 class Case:
     """A scenario of the benchmark: the demo's, or one of its own."""
@@ -64,6 +78,9 @@ class Case:
     act: Act
     key: str
     """Which prepared value is the incident's resource id."""
+    later: tuple[float, Act] | None = None
+    """Events put on the bus this many seconds after the first ones (a CloudTrail record that
+    follows the state change it explains)."""
 
 
 def state_change(instance_id: str, state: str, region: str) -> dict[str, Any]:
@@ -168,6 +185,17 @@ def _fresh(prepare: Callable[[AwsClients, str], Awaitable[dict[str, str]]], stem
 
 SYSTEM_STOP = "instance stopped by a system fault"
 PERSON_STOP = "instance stopped by a person"
+PERSON_STOP_RECORDED = "instance stopped by a person, its CloudTrail record 20 s later"
+
+
+def person_stop_record(clients: AwsClients, res: dict[str, str]) -> Awaitable[list[dict[str, Any]]]:
+    """CloudTrail's record of the person's StopInstances, naming them (not a trusted principal)."""
+
+    async def record() -> list[dict[str, Any]]:
+        params = {"instancesSet": {"items": [{"instanceId": res["instance_id"]}]}}
+        return [cloudtrail_record("ec2", "StopInstances", params, clients.region)]
+
+    return record()
 
 
 def cases(reasons: StateReasons) -> list[Case]:
@@ -181,6 +209,13 @@ def cases(reasons: StateReasons) -> list[Case]:
     tampered = demo["SSM parameter overwritten"]
     return [
         Case(PERSON_STOP, stopped.prepare, stopped.act, stopped.key),
+        Case(
+            PERSON_STOP_RECORDED,
+            stopped.prepare,
+            stopped.act,
+            stopped.key,
+            later=(RECORD_AFTER_S, person_stop_record),
+        ),
         Case(SYSTEM_STOP, stopped.prepare, system_stop(reasons), stopped.key),
         Case("instance terminated", terminated.prepare, terminated.act, terminated.key),
         Case(

@@ -52,7 +52,7 @@ def _state_change(instance_id: str, state: str, region: str) -> dict[str, Any]:
     }
 
 
-def _cloudtrail(
+def cloudtrail_record(
     service: str, name: str, params: dict[str, Any], region: str, principal: str = DEMO_USER
 ) -> dict[str, Any]:
     detail = {
@@ -122,7 +122,7 @@ async def _act_pipeline_stop(clients: AwsClients, res: dict[str, str]) -> list[d
     ec2 = await clients.client("ec2")
     instance_id = res["instance_id"]
     await ec2.stop_instances(InstanceIds=[instance_id])
-    call = _cloudtrail(
+    call = cloudtrail_record(
         "ec2",
         "StopInstances",
         {"instancesSet": {"items": [{"instanceId": instance_id}]}},
@@ -143,7 +143,7 @@ async def _act_terminated(clients: AwsClients, res: dict[str, str]) -> list[dict
     ec2 = await clients.client("ec2")
     instance_id = res["instance_id"]
     await ec2.terminate_instances(InstanceIds=[instance_id])
-    call = _cloudtrail(
+    call = cloudtrail_record(
         "ec2",
         "TerminateInstances",
         {"instancesSet": {"items": [{"instanceId": instance_id}]}},
@@ -207,7 +207,7 @@ async def _act_lambda(clients: AwsClients, res: dict[str, str]) -> list[dict[str
     lam = await clients.client("lambda")
     await lam.delete_function(FunctionName=res["function_name"])
     return [
-        _cloudtrail(
+        cloudtrail_record(
             "lambda",
             "DeleteFunction20150331",
             {"functionName": res["function_name"]},
@@ -236,7 +236,7 @@ async def _act_ssm(clients: AwsClients, res: dict[str, str]) -> list[dict[str, A
     name = res["parameter"]
     await ssm.put_parameter(Name=name, Value="evil.example.net:5432", Type="String", Overwrite=True)
     return [
-        _cloudtrail(
+        cloudtrail_record(
             "ssm",
             "PutParameter",
             {"name": name, "type": "String", "overwrite": True},

@@ -14,6 +14,8 @@ from aiops_agent.intake.attribution import state_reason_origin
 from bench.recovery import aggregate, measure_incident, report_lines, state_durations
 from bench.recovery_cases import (
     PERSON_STOP,
+    PERSON_STOP_RECORDED,
+    RECORD_AFTER_S,
     STOPPED_STATES,
     SYSTEM_STOP,
     SYSTEM_STOP_CODE,
@@ -132,6 +134,7 @@ def test_every_scenario_the_issue_names_is_measured() -> None:
     names = [c.name for c in cases(Reasons())]
     assert names == [
         PERSON_STOP,
+        PERSON_STOP_RECORDED,
         SYSTEM_STOP,
         "instance terminated",
         "function deleted",
@@ -228,3 +231,21 @@ def test_the_benchmarks_report_renders_the_recovery_section(tmp_path: Path) -> N
     text = render(tmp_path)
     assert "## Time to recovery" in text
     assert "\n".join(report_lines(result())) in text
+
+
+async def test_the_persons_recorded_stop_sends_its_cloudtrail_record_later() -> None:
+    (recorded,) = [c for c in cases(Reasons()) if c.name == PERSON_STOP_RECORDED]
+    assert recorded.later is not None
+    delay, act = recorded.later
+    assert delay == RECORD_AFTER_S > 0
+
+    class Region:
+        region = "us-east-1"
+
+    (entry,) = await act(Region(), {"instance_id": "i-0abc"})  # type: ignore[arg-type]
+    detail = json.loads(entry["Detail"])
+    assert entry["DetailType"] == "AWS API Call via CloudTrail"
+    assert detail["eventName"] == "StopInstances"
+    assert detail["userIdentity"]["arn"].endswith(":user/mallory")
+    items = detail["requestParameters"]["instancesSet"]["items"]
+    assert items == [{"instanceId": "i-0abc"}]
