@@ -189,8 +189,9 @@ async def measure(events: int = DEFAULT_EVENTS, log_dir: Path | None = None) -> 
             "one daemon (python -m bench.agent: aiops-agent run with instant actions), four "
             "phases of one outcome each, fed through SQS in batches of 10 with at most 40 "
             "messages outstanding; calls = delta of aiops_aws_api_calls_total (botocore "
-            "after-call hooks, every attempt counted) over the phase, divided by its events; "
-            "receives and deletes included, so the figure is amortized over the batches."
+            "after-call hook: once per API call, whatever botocore retried inside it) over the "
+            "phase, divided by its events; receives and deletes included, so the figure is "
+            "amortized over the batches."
         ),
     }
 
