@@ -263,16 +263,61 @@ def _pipeline_reading(d: Mapping[str, Any], f: Mapping[str, Any]) -> list[str]:
         pace = f"{rates}x the floor's rate: the daemon also waits on something other than AWS"
     else:
         pace = f"{rates}x the floor's rate"
-    extra = _extra_operations(d.get("aws_calls_by_operation", {}), f, d["events"])
-    return [
+    by_op = d.get("aws_calls_by_operation", {})
+    extra = _extra_operations(by_op, f, d["events"])
+    lines = [
         f"The daemon issues AWS calls at {daemon_rate} calls/s, the floor at {floor_rate} "
         f"calls/s ({pace}); the daemon makes {calls}x the floor's calls per event."
         + (f" Its calls beyond the floor's, per event: {extra}." if extra else "")
     ]
+    events_ratio = ratio(_events_rate(d), _events_rate(f))
+    if events_ratio is not None:
+        lines += [
+            "",
+            f"Were every call to cost the same on the emulator, the ratio would be the inverse "
+            f"of the calls per event: {round(1 / calls, 2)}; measured: {events_ratio}. What "
+            "each call beyond the floor's pays for:",
+            *[
+                f"- {op} ({n:.2f} per event): {PRICE_OF.get(op, 'not named here')}"
+                for op, n in _beyond(by_op, f, d["events"])
+            ],
+        ]
+    return lines
 
 
-def _extra_operations(by_op: Mapping[str, float], f: Mapping[str, Any], events: int) -> str:
-    """Per event, the daemon's operations beyond the floor's (receives, deletes, writes)."""
+PRICE_OF: dict[str, str] = {
+    "dynamodb:Query": "correlation, one per event that is not normal: a redelivered or "
+    "related event joins its incident instead of opening a second one (the same read answers "
+    "the planner's history and Spot checks and the policy's earlier tags)",
+    "dynamodb:UpdateItem": "two per recovery: the step lease (one recovery of a resource at a "
+    "time, never two) and the circuit breaker's count (a mass of destructive incidents stops "
+    "autonomous recovery instead of looping)",
+    "dynamodb:BatchGetItem": "the circuit breaker's earlier minutes, until they are settled",
+    "dynamodb:GetItem": "an incident read again after a lost conditional write",
+    "dynamodb:PutItem": "a claim of an incident resumed by the sweeper",
+    "sns:Publish": "the notification of every recovery and every review (the floor sends none)",
+    "tagging:GetResources": "the resource's tags, one per incident opened: how much the agent "
+    "may do (aiops:autonomy and the operators' tag rules)",
+    "sts:GetCallerIdentity": "the account, for account-wide rules (until it is known)",
+    "cloudtrail:DescribeTrails": "start-up: whether a trail names the authors of changes",
+    "sqs:GetQueueUrl": "start-up",
+    "sqs:GetQueueAttributes": "start-up: the queue's redrive policy",
+    "sqs:ReceiveMessage": "receives with fewer messages than the floor's",
+    "sqs:DeleteMessageBatch": "deletes of smaller batches than the floor's",
+    "sqs:ChangeMessageVisibility": "a message handed back for a later retry",
+}
+"""What each operation the daemon makes beyond the floor's is for: the promise it keeps."""
+
+
+def _events_rate(side: Mapping[str, Any]) -> float:
+    return side["events"] / side["seconds"] if side["seconds"] else 0.0
+
+
+def _beyond(
+    by_op: Mapping[str, float], f: Mapping[str, Any], events: int
+) -> list[tuple[str, float]]:
+    """Per event, the daemon's operations beyond the floor's (receives, deletes, writes),
+    most first; those under 0.005 per event left out."""
     floor_ops = {
         "sqs:ReceiveMessage": f.get("receives", 0),
         "sqs:DeleteMessageBatch": f.get("deletes", 0),
@@ -284,7 +329,11 @@ def _extra_operations(by_op: Mapping[str, float], f: Mapping[str, Any], events: 
         if n - floor_ops.get(op, 0) > 0
     }
     ranked = sorted(beyond.items(), key=lambda kv: -kv[1])
-    return ", ".join(f"{op} {n:.2f}" for op, n in ranked if n >= 0.005)
+    return [(op, n) for op, n in ranked if n >= 0.005]
+
+
+def _extra_operations(by_op: Mapping[str, float], f: Mapping[str, Any], events: int) -> str:
+    return ", ".join(f"{op} {n:.2f}" for op, n in _beyond(by_op, f, events))
 
 
 def _rate(side: Mapping[str, Any]) -> float:

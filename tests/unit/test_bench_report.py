@@ -91,10 +91,13 @@ def test_the_pipeline_reading_comes_from_the_numbers() -> None:
         "aws_calls_by_operation": {"sqs:ReceiveMessage": 20, "dynamodb:Query": 150},
     }
     floor = {"events": 100, "seconds": 10.0, "aws_calls": 150, "receives": 20, "puts": 100}
-    (text,) = _pipeline_reading(daemon, floor)
+    text, _, why, query = _pipeline_reading(daemon, floor)
     assert "30.0 calls/s" in text and "15.0 calls/s" in text
     assert "2.0x the floor's rate" in text and "2.0x the floor's calls per event" in text
     assert "dynamodb:Query 1.50" in text and "ReceiveMessage" not in text
+    # Same events/s on both sides, twice the calls: the calls alone would make it 0.5.
+    assert "the inverse of the calls per event: 0.5; measured: 1.0" in why
+    assert query.startswith("- dynamodb:Query (1.50 per event): correlation")
     same = {**floor, "aws_calls": 300}
     assert "about the same rate" in _pipeline_reading(daemon, same)[0]
 
