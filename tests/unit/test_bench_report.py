@@ -125,3 +125,19 @@ def test_out_of_fold_grouping_is_a_target_of_its_own() -> None:
     rows = {r[0]: r for r in _log_targets({"logmining": mining})}
     assert rows["`logs mine` GA out of fold, content (avg)"][2:4] == [0.91, False]
     assert "`logs mine` GA out of fold, raw (avg)" not in rows  # not measured: no row
+
+
+def test_the_throughput_target_is_the_one_the_result_was_judged_against() -> None:
+    """The wanted column comes from the result (issue 18's 0.8), not from a string of its own."""
+    from bench.pipeline import TARGET_RATIO
+    from bench.report import _targets
+
+    pipeline = {
+        "ratio": 0.53,
+        "targets": {"ratio_min": TARGET_RATIO, "met": False},
+        "daemon": {"aws_calls": 5300},
+        "floor": {"aws_calls": 2600},
+    }
+    (row,) = [line for line in _targets({"pipeline": pipeline}) if "bare floor" in line]
+    assert "| >= 0.8 |" in row and "| 0.53 |" in row
+    assert "2.0x the floor's AWS calls" in row
