@@ -28,7 +28,8 @@ class ConflictError(Exception):
 @runtime_checkable
 class IncidentStore(Protocol):
     async def create(self, incident: Incident) -> bool:
-        """Store a new incident (version 1). False if one with this id already exists."""
+        """Store a new incident (version 1). False if one with this id already exists, unless
+        it is this very record (the same create again: an earlier attempt that landed)."""
 
     async def get(self, incident_id: str) -> Incident | None: ...
 

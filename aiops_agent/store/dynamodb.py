@@ -103,8 +103,11 @@ class DynamoIncidentStore:
                 audit_entries(incident, created=True),
                 ConditionExpression="attribute_not_exists(#id)",
                 ExpressionAttributeNames={"#id": INCIDENT_HASH_KEY},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except _ConditionFailed:
+        except _ConditionFailed as err:
+            if _ours(err.item, record):
+                return True
             log.debug("incident.create_exists", incident_id=incident.incident_id)
             return False
         return True
@@ -128,6 +131,8 @@ class DynamoIncidentStore:
                 release=self._release_item(release, incident.incident_id),
             )
         except _ConditionFailed as err:
+            if _ours(err.item, record):
+                return decode(record)
             old = err.item
             stored_version = int(old["version"]["N"]) if "version" in old else None
             log.info(
@@ -412,6 +417,14 @@ class _ConditionFailed(Exception):
     def __init__(self, item: dict[str, Any]) -> None:
         super().__init__("condition failed")
         self.item = item
+
+
+def _ours(stored: dict[str, Any], record: Record) -> bool:
+    """Whether the item a conditional write found is the one it was writing: its own earlier
+    attempt landed and the answer was lost (a timeout, a 500), and the SDK's retry found it.
+    DynamoDB makes a retried transaction idempotent only within 10 minutes of its token, and a
+    PutItem never: without this, our own write would read as another writer's."""
+    return bool(stored) and stored == to_item(record)
 
 
 def audit_item(record: Record, index: int, entry: TimelineEntry) -> dict[str, dict[str, str]]:

@@ -44,9 +44,12 @@ class MemoryIncidentStore:
         The store does not hand the stored incident back: after True, the caller's copy is
         `incident.model_copy(update={"version": 1})`.
         """
-        if incident.incident_id in self._records:
-            return False
-        self._records[incident.incident_id] = self._encode(incident, version=1)
+        record = self._encode(incident, version=1)
+        existing = self._records.get(incident.incident_id)
+        if existing is not None:
+            # This very record: the same create again (the DynamoDB store's retried write).
+            return existing == record
+        self._records[incident.incident_id] = record
         self._append_audit(incident, created=True)
         return True
 

@@ -96,5 +96,10 @@ async def test_a_lost_write_leaves_no_audit_item(store: IncidentStore) -> None:
 async def test_a_duplicate_create_leaves_the_first_trail(store: IncidentStore) -> None:
     incident = fresh()
     assert await store.create(incident)
-    assert not await store.create(incident)
+    # The same event delivered again, decided a moment later.
+    again = incident.model_copy(update={"created_at": T0 + timedelta(seconds=1)})
+    assert not await store.create(again)
+    assert len(await store.audit_trail(incident.incident_id)) == 2
+    # The very same create again (an attempt whose answer was lost) is the caller's own.
+    assert await store.create(incident)
     assert len(await store.audit_trail(incident.incident_id)) == 2

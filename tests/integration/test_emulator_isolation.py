@@ -9,6 +9,7 @@ ClientRequestToken that makes a retried transaction idempotent on DynamoDB.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -148,4 +149,6 @@ async def test_a_create_whose_answer_was_lost_is_the_caller_s_own(
         store = DynamoIncidentStore(retrying, f"inc-{unique}", audit_table=f"pat-{unique}")
         assert await store.create(incident) is True
         assert len(proxy.select(operation="TransactWriteItems")) == 2
-        assert await store.create(incident) is False  # a second delivery: stored already
+        # A second delivery, decided a moment later: stored already.
+        again = incident.model_copy(update={"created_at": incident.created_at + timedelta(1)})
+        assert await store.create(again) is False
