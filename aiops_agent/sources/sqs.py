@@ -35,6 +35,9 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[str], Awaitable[None]]
 DELETE_LINGER_S = 0.2
 """How long a handled message may wait for others to share its DeleteMessageBatch."""
+RECEIVE_LINGER_S = 0.1
+"""With some slots busy, how long a receive waits for more to free (a fuller receive: fewer
+ReceiveMessage calls) before it asks for what is free now."""
 RETRY_BASE_S = 5.0
 RETRY_MAX_S = 300.0
 RETRY_FACTOR = 4.0
@@ -161,12 +164,20 @@ class SqsConsumer:
                 task.cancel()
 
     async def _wait_for_capacity(self, stop: asyncio.Event) -> int:
+        """Free slots to receive into: each message frees its own when it is handled, so a
+        slow one (a recovery step) holds one slot, not its whole batch's."""
+        full = min(10, self._max)
         async with self._capacity:
             while self._free == 0 and not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._capacity.wait()
                 self._health.beat(self._loop_name)
+            if self._free < full and not stop.is_set():
+                # Others may be about to finish: a moment's wait makes a fuller receive.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECEIVE_LINGER_S):
+                        await self._capacity.wait_for(lambda: self._free >= full)
             return 0 if stop.is_set() else min(10, self._free)
 
     async def _receive(self, sqs: Any, stop: asyncio.Event, slots: int) -> list[dict[str, Any]]:
@@ -225,37 +236,38 @@ class SqsConsumer:
         return []
 
     async def _process_batch(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
-        done: list[dict[str, Any]] = []
         unfinished = {m["ReceiptHandle"]: m for m in messages}
 
-        async def process(message: dict[str, Any]) -> bool:
+        handled: set[str] = set()
+
+        async def process(message: dict[str, Any]) -> None:
+            handle = message["ReceiptHandle"]
             try:
-                return await self._process(sqs, message)
+                ok = await self._process(sqs, message)
             except Exception:  # around the handler (metrics, a queue call): survived
                 log.exception("sqs.process_failed", message_id=message.get("MessageId"))
                 self._metrics.sqs_failure("process")
-                return False  # not deleted: it comes back after its visibility timeout
+                ok = False  # not deleted: it comes back after its visibility timeout
             finally:
-                unfinished.pop(message["ReceiptHandle"], None)
+                unfinished.pop(handle, None)
+                async with self._capacity:  # its slot is free for the next receive
+                    self._free += 1
+                    self._capacity.notify_all()
+            handled.add(handle)  # not reached when cancelled while it ran
+            if ok:
+                await self._delete(sqs, [message])  # gathered with others' (DELETE_LINGER_S)
 
         try:
             extender = asyncio.ensure_future(self._keep_invisible(sqs, unfinished))
             try:
-                results = await asyncio.gather(*(process(m) for m in messages))
+                await asyncio.gather(*(process(m) for m in messages))
             finally:
                 extender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await extender
-            done = [m for m, ok in zip(messages, results, strict=True) if ok]
         except asyncio.CancelledError:
-            await self._release(sqs, messages)
+            await self._release(sqs, [m for m in messages if m["ReceiptHandle"] not in handled])
             raise
-        finally:
-            async with self._capacity:
-                self._free += len(messages)
-                self._capacity.notify_all()
-        if done:
-            await self._delete(sqs, done)
 
     async def _keep_invisible(self, sqs: Any, unfinished: dict[str, dict[str, Any]]) -> None:
         """While steps run long, extend the visibility of their messages (every third of it)."""

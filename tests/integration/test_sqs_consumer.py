@@ -297,3 +297,47 @@ async def test_stop_deletes_what_was_handled_at_once(aws: AwsClients, queues: Qu
     async with consuming(aws, queues, handler):
         await asyncio.wait_for(handled.wait(), timeout=60)
     assert await counts(aws, queues.url) == (0, 0)  # flushed on stop, not redelivered later
+
+
+async def test_a_slow_message_holds_its_own_slot_not_its_batchs(
+    aws: AwsClients, queues: Queues
+) -> None:
+    """A recovery step may run for a minute: the other messages of its receive are handled and
+    deleted meanwhile, and their slots take new messages."""
+    sqs = await aws.client("sqs")
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def handler(body: str) -> None:
+        if body == "slow":
+            await release.wait()
+        seen.append(body)
+
+    # One receive takes all four: the slow one and three quick ones, every slot.
+    await sqs.send_message_batch(
+        QueueUrl=queues.url,
+        Entries=[{"Id": b, "MessageBody": b} for b in ("slow", "a0", "a1", "a2")],
+    )
+    async with consuming(aws, queues, handler, max_concurrency=4) as metrics:
+
+        async def quick_done() -> bool:
+            return len(seen) == 3 and await counts(aws, queues.url) == (0, 1)
+
+        await eventually(quick_done)
+        # Nine more: they go through the three freed slots while "slow" still runs.
+        for n in range(9):
+            await sqs.send_message(QueueUrl=queues.url, MessageBody=f"m{n}")
+
+        async def others_done() -> bool:
+            return len(seen) == 12 and await counts(aws, queues.url) == (0, 1)
+
+        await eventually(others_done)
+        assert "slow" not in seen
+        release.set()
+
+        async def all_gone() -> bool:
+            return len(seen) == 13 and await counts(aws, queues.url) == (0, 0)
+
+        await eventually(all_gone)
+    deleted = metrics.registry.get_sample_value("aiops_sqs_messages_total", {"outcome": "deleted"})
+    assert deleted == 13
