@@ -80,6 +80,7 @@ class PolicyGate:
         self._monotonic = monotonic
         self._state: tuple[float, ControlState] | None = None
         self._lock = asyncio.Lock()
+        self._account_lock = asyncio.Lock()
         self._earlier: dict[str, tuple[float, ResourceTags, datetime]] = {}
         """resource key -> the earlier-sighting look-up, kept `refresh_s` (a burst of events
         about one resource the tagging API does not know costs one store query)."""
@@ -152,15 +153,7 @@ class PolicyGate:
         tags, read_at = await self._resource_tags(incident, now, earlier)
         state = await self.control_state()
         freezes = await self.freezes(state, now)
-        settings = self._settings
-        if settings.account is None:
-            account = await self._tags.account()
-            if account is not None:
-                settings = self._settings = AutonomySettings(
-                    default_autonomy=settings.default_autonomy,
-                    tier_cooldowns=settings.tier_cooldowns,
-                    account=account,
-                )
+        settings = await self._with_account()
         decision = decide_autonomy(
             incident, tags, state.silences, freezes, state.pause, settings, now
         )
@@ -173,6 +166,23 @@ class PolicyGate:
             because=decision.because,
         )
         return decision, tags, read_at
+
+    async def _with_account(self) -> AutonomySettings:
+        """The settings with the account filled in, once it is known (one look-up at a time: a
+        burst of first incidents asks once)."""
+        if self._settings.account is not None:
+            return self._settings
+        async with self._account_lock:
+            settings = self._settings
+            if settings.account is None:
+                account = await self._tags.account()
+                if account is not None:
+                    settings = self._settings = AutonomySettings(
+                        default_autonomy=settings.default_autonomy,
+                        tier_cooldowns=settings.tier_cooldowns,
+                        account=account,
+                    )
+            return settings
 
     async def _resource_tags(
         self, incident: Incident, now: datetime, earlier: Sequence[Incident] | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,3 +125,24 @@ async def test_the_control_copy_is_refreshed_and_a_failed_read_keeps_the_last() 
     ticks[0] += 60
     held = await policy.decide(incident(4))  # the table is down: the last copy holds
     assert held[0].autonomy is Autonomy.ASK
+
+
+async def test_a_burst_of_first_decisions_asks_for_the_account_once() -> None:
+    class SlowAccount(Gone):
+        asked = 0
+
+        async def account(self) -> str | None:
+            self.asked += 1
+            await asyncio.sleep(0.01)  # the STS call takes a while
+            return "123456789012"
+
+    tags = SlowAccount()
+    policy = PolicyGate(
+        control=MemoryControlStore(),
+        store=CountingStore(),
+        tags=tags,
+        clock=Clock(),
+        settings=AutonomySettings(),
+    )
+    await asyncio.gather(*(policy.decide(incident(n), []) for n in range(10)))
+    assert tags.asked == 1
