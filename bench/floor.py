@@ -2,14 +2,16 @@
 
 Receive in batches of up to 10 (long polling), for each message the incident writes the daemon
 does for that outcome (the first one a conditional claim, `attribute_not_exists`; the others
-conditional on the version, of an item as large as the daemon's), then one `DeleteMessageBatch`.
+conditional on the version, of an item as large as the daemon's), then its delete (gathered).
 Each write has the daemon's shape: one `TransactWriteItems` that puts the incident and its audit
 entry (an immutable item in the patterns table), so that the floor pays what the emulator charges
 for a transaction exactly as the daemon does. (The emulator rolls a transaction back item by
 item, aiops_agent/demo/moto_server.py: plain moto deep-copies every table a transaction
 touches, which made both sides' cost grow with what the tables held.)
 No reads, no coordination, no notification, no parsing beyond telling the outcome. Same
-concurrency as the daemon (10 messages in flight, a batch processed while the next is received).
+concurrency as the daemon's consumer: 10 messages in flight, each freeing its slot when handled,
+a receive waiting a moment (RECEIVE_LINGER_S) for a fuller batch, deletes gathered (at ten, or
+after DELETE_LINGER_S).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aiops_agent.sources.sqs import DELETE_LINGER_S, RECEIVE_LINGER_S
 from bench.common import Kind
 
 FLOOR_CONCURRENCY = 10
@@ -115,6 +118,7 @@ class FloorLoop:
         self.stats = FloorStats()
         self._free = FLOOR_CONCURRENCY
         self._capacity = asyncio.Condition()
+        self._to_delete: list[dict[str, Any]] = []
 
     def _item(self, incident_id: str, version: int, state: str) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat(timespec="microseconds")
@@ -183,27 +187,57 @@ class FloorLoop:
         )
 
     async def _batch(self, messages: list[dict[str, Any]]) -> None:
-        try:
-            await asyncio.gather(*(self._incident(m["Body"]) for m in messages))
+        """As the daemon's consumer: each message frees its slot when its writes are done, and
+        handled messages share DeleteMessageBatch calls (at ten, or after DELETE_LINGER_S)."""
+
+        async def one(message: dict[str, Any]) -> None:
+            try:
+                await self._incident(message["Body"])
+            finally:
+                async with self._capacity:
+                    self._free += 1
+                    self._capacity.notify_all()
+            self._to_delete.append(message)
+            if len(self._to_delete) >= 10:
+                await self._flush()
+
+        await asyncio.gather(*(one(m) for m in messages))
+
+    async def _flush(self) -> None:
+        while self._to_delete:
+            batch, self._to_delete = self._to_delete[:10], self._to_delete[10:]
             entries = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
             ]
             async with asyncio.timeout(30):
                 await self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
             self.stats.deletes += 1
-            self.stats.handled += len(messages)
-        finally:
-            async with self._capacity:
-                self._free += len(messages)
-                self._capacity.notify_all()
+            self.stats.handled += len(batch)  # as the daemon's are counted: once deleted
+
+    async def _flush_every(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DELETE_LINGER_S):
+                    await stop.wait()
+            await self._flush()
+
+    async def _slots(self) -> int:
+        """Free slots, waiting a moment for a fuller receive as the daemon's consumer does."""
+        full = FLOOR_CONCURRENCY
+        async with self._capacity:
+            while self._free == 0:
+                await self._capacity.wait()
+            if self._free < full:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECEIVE_LINGER_S):
+                        await self._capacity.wait_for(lambda: self._free >= full)
+            return min(10, self._free)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
+            group.create_task(self._flush_every(stop))
             while not stop.is_set():
-                async with self._capacity:
-                    while self._free == 0:
-                        await self._capacity.wait()
-                    slots = min(10, self._free)
+                slots = await self._slots()
                 async with asyncio.timeout(30):
                     response = await self._sqs.receive_message(
                         QueueUrl=self._queue_url, MaxNumberOfMessages=slots, WaitTimeSeconds=1
