@@ -144,12 +144,20 @@ def reading(runs: Sequence[dict[str, Any]]) -> str:
     for run in runs:
         target, sent = run["rate_target"], run["rate_sent"]
         lag, lat = run["queue_lag_s"].get("p50"), run["latency_s"].get("p50")
+        backlog = run["max_backlog"]
+        behind = bool(sent) and backlog > sent
+        """More than a second of sends waiting in the queue: the daemon handled fewer."""
         if run["feeder_short_of_target"]:
+            pace = (
+                f"the daemon, on the same emulator, handled fewer than that: the backlog grew "
+                f"to {backlog} and queue lag is p50 {lag} s of the {lat} s p50 latency"
+                if behind
+                else f"the daemon kept up with what was sent (backlog up to {backlog}, queue "
+                f"lag p50 {lag} s of the {lat} s p50 latency)"
+            )
             said.append(
-                f"At a target of {target:g}/s the feeder sent only {sent}/s: the emulator "
-                f"answered its sends no faster, so the queue, not the daemon, set the pace "
-                f"(backlog up to {run['max_backlog']}, queue lag p50 {lag} s of the {lat} s "
-                "p50 latency)."
+                f"At a target of {target:g}/s the feeder sent only {sent}/s (the emulator "
+                f"answered its sends no faster); {pace}."
             )
         else:
             said.append(

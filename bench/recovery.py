@@ -408,7 +408,7 @@ def report_lines(r: Mapping[str, Any]) -> list[str]:
     head = (
         f"{r['rounds']} rounds of {len(rows)} scenarios{pace}, {settings}.{took} The seed "
         f"promised about {seed:g} s: {len(at_p50)} of {len(rows)} scenarios are within it at "
-        f"the median ({', '.join(at_p50) or 'none'}) and {len(at_p95)} at p95."
+        f"the median ({'; '.join(at_p50) or 'none'}) and {len(at_p95)} at p95."
     )
     table_rows = [
         [

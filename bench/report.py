@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DOCS_FILE, RESULTS_DIR, ratio, read_result
+from bench.latency import reading as latency_reading
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -413,7 +414,7 @@ def _latency(lat: Mapping[str, Any]) -> list[str]:
             rows,
         ),
         "",
-        lat["note"],
+        latency_reading(lat["runs"]),
         "",
         f"Method: {lat['method']}",
     ]

@@ -114,7 +114,10 @@ def test_the_latency_reading_says_when_the_feeder_fell_short() -> None:
         "feeder_short_of_target": True,
     }
     text = reading([run])
-    assert "sent only 16.8/s" in text and "backlog up to 775" in text
+    assert "sent only 16.8/s" in text and "the backlog grew to 775" in text
+    assert "handled fewer than that" in text
+    caught_up = reading([{**run, "max_backlog": 12}])
+    assert "the daemon kept up with what was sent (backlog up to 12" in caught_up
     kept_up = {**run, "rate_target": 10.0, "rate_sent": 10.0, "feeder_short_of_target": False}
     assert "sent only" not in reading([kept_up])
 
