@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import uuid
@@ -29,7 +30,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from botocore.exceptions import ClientError
@@ -231,6 +232,15 @@ class LogAnalyzer:
             return 0
         self._held.add(group)
         mark, records = await self._patterns.load(group)
+        alerts = 0
+        if mark.pending_alert is not None:
+            try:
+                mark = await self._send(group, mark)  # decided earlier, not yet taken by SNS
+            except AlertUnsent:
+                return 0
+            except ConflictError:
+                return 0  # another replica sent it and moved on
+            alerts += 1
         miner = self._miners.setdefault(group, TemplateMiner())
         for rec in records.values():
             miner.seed(rec.template_id, rec.template)
@@ -239,7 +249,6 @@ class LogAnalyzer:
         first = mark.watermark_ms
         if first is None:
             first = first_window_start(horizon, period, self.config.backfill_windows)
-        alerts = 0
         for start, end in due_windows(first, horizon, period, self.config.max_windows_per_cycle):
             if not self._budget.allows(self._clock.now()):
                 self._metrics.log_windows.labels(outcome="budget").inc()
@@ -254,6 +263,8 @@ class LogAnalyzer:
             except ConflictError:
                 log.info("logs.window_taken", log_group=group, window_start=start)
                 break
+            except AlertUnsent:
+                break  # stored with the window: sent before the group's next one
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                     raise
@@ -323,17 +334,47 @@ class LogAnalyzer:
             per_template[cluster.template_id] += n
 
         anomalies = self._detect(group, mark, records, miner, per_template, end)
+        # The alert is decided before the window is stored and rides in the same write, so a
+        # Publish that fails afterwards is sent again, not lost with an analyzed window.
+        alert = await self._decide_alert(group, label, records, anomalies, start, end)
         new_mark = WindowMark(
             watermark_ms=end,
             tail=tail_counts(tail.counts),
             windows=mark.windows + 1 if mark.miner_version == MINER_VERSION else 1,
+            pending_alert=alert,
         )
         await self._patterns.commit_window(group, mark, new_mark)
         await self._patterns.save_templates(group, records)
         outcome = "ok" if messages else "empty"
         self._metrics.log_windows.labels(outcome=outcome).inc()
-        sent = await self._maybe_alert(group, label, records, anomalies, start, end)
-        return new_mark, sent
+        if alert is None:
+            return new_mark, 0
+        return await self._send(group, new_mark), 1
+
+    async def _send(self, group: str, mark: WindowMark) -> WindowMark:
+        """Publish the alert stored with `mark`, then store the mark without it. `AlertUnsent`
+        when SNS refuses: the alert stays stored, and the group waits until it is sent."""
+        alert = mark.pending_alert or {}
+        try:
+            await self._notifier.publish(
+                str(alert.get("subject", "")),
+                str(alert.get("message", "")),
+                {str(k): str(v) for k, v in dict(alert.get("attributes") or {}).items()},
+            )
+        except Exception as exc:
+            self._metrics.proactive_alerts_unsent.inc()
+            log.warning("logs.alert_unsent", log_group=group, error=repr(exc)[:300])
+            raise AlertUnsent(group) from exc
+        self._metrics.proactive_alerts.inc()
+        log.info(
+            "logs.proactive_alert",
+            log_group=group,
+            failure_probability=dict(alert.get("attributes") or {}).get("failure_probability"),
+            templates=alert.get("templates", []),
+        )
+        sent = dataclasses.replace(mark, pending_alert=None)
+        await self._patterns.commit_window(group, mark, sent)
+        return sent
 
     def _detect(
         self,
@@ -379,7 +420,7 @@ class LogAnalyzer:
             return self._detector.new_state()
         return self._detector.load(rec.detector)
 
-    async def _maybe_alert(
+    async def _decide_alert(
         self,
         group: str,
         label: str,
@@ -387,7 +428,9 @@ class LogAnalyzer:
         anomalies: list[Anomaly],
         start: int,
         end: int,
-    ) -> int:
+    ) -> dict[str, Any] | None:
+        """The proactive alert this window's anomalies make, if any (each template alerts at
+        most once per suppression window: its `last_alert_ms` is set here, stored with it)."""
         cfg = self.config
         now_ms = _ms(self._clock.now())
         fresh = [
@@ -406,32 +449,26 @@ class LogAnalyzer:
                     suppressed=len(anomalies) - len(fresh),
                     failure_probability=result.failure_probability,
                 )
-            return 0
+            return None
         subject, message = alert_text(group, start, end, fresh, result)
-        await self._notifier.publish(
-            subject,
-            message,
-            {
+        for a in fresh:
+            records[a.template_id].last_alert_ms = now_ms
+        return {
+            "subject": subject,
+            "message": message,
+            "attributes": {
                 "kind": "proactive_log_alert",
                 "log_group": group[:200],
                 "failure_probability": f"{result.failure_probability:.2f}",
                 "urgency": result.urgency,
                 "analyzer": result.analyzer[:100],
             },
-        )
-        self._metrics.proactive_alerts.inc()
-        for a in fresh:
-            records[a.template_id].last_alert_ms = now_ms
-        await self._patterns.save_templates(
-            group, {a.template_id: records[a.template_id] for a in fresh}
-        )
-        log.info(
-            "logs.proactive_alert",
-            log_group=group,
-            failure_probability=result.failure_probability,
-            templates=[a.template_id for a in fresh],
-        )
-        return 1
+            "templates": [a.template_id for a in fresh],
+        }
+
+
+class AlertUnsent(Exception):
+    """SNS did not take a proactive alert: it stays stored with the group's watermark."""
 
 
 def _departure(

@@ -64,6 +64,10 @@ class WindowMark:
     """Windows analyzed for this group so far."""
     miner_version: int = MINER_VERSION
     """The template miner's version that analyzed them (1 when the item predates the field)."""
+    pending_alert: dict[str, Any] | None = None
+    """The proactive alert decided with the last window and stored with its watermark, until
+    SNS took it (`subject`, `message`, `attributes`, `templates`): a Publish that failed is sent
+    again before the group's next window, not lost."""
 
 
 @dataclass
@@ -73,6 +77,14 @@ class TemplateRecord:
     detector: dict[str, Any]
     last_alert_ms: int = 0
     last_seen_ms: int = 0
+
+
+def _pending(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = item.get("pending_alert", {}).get("S")
+    if not raw:
+        return None
+    loaded = json.loads(raw)
+    return loaded if isinstance(loaded, dict) else None
 
 
 def _n(value: Any, default: int = 0) -> int:
@@ -162,6 +174,7 @@ class PatternStore:
                         tail=json.loads(item.get("tail", {}).get("S", "{}")),
                         windows=_n(item.get("windows")),
                         miner_version=_n(item.get("miner_version"), 1),
+                        pending_alert=_pending(item),
                     )
                 elif sk.startswith("tpl#"):
                     rec = TemplateRecord(
@@ -192,6 +205,8 @@ class PatternStore:
             "miner_version": {"N": str(new.miner_version)},
             "expires_at": {"N": str(int(time.time()) + TEMPLATE_TTL_S)},
         }
+        if new.pending_alert is not None:
+            item["pending_alert"] = {"S": json.dumps(new.pending_alert, separators=(",", ":"))}
         if previous.watermark_ms is None:
             condition = "attribute_not_exists(watermark_ms)"
             values: dict[str, Any] = {}

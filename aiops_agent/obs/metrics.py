@@ -499,6 +499,13 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
         )
+        self.proactive_alerts_unsent = Counter(
+            "proactive_alerts_unsent",
+            "Proactive alerts SNS did not take: each stays stored with its window and is sent "
+            "again before the group's next window.",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
         self.failure_probability = Gauge(
             "log_failure_probability",
             "Latest failure probability per configured log group (a bounded, configured set).",

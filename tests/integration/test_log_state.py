@@ -4,6 +4,7 @@ and leases shared by two analyzers (each window analyzed once)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -64,6 +65,7 @@ def _analyzer(
     owner: str,
     max_windows: int = 50,
     budget: float = 50 * 2**30,
+    notifier: LogNotifier | None = None,
 ) -> tuple[LogAnalyzer, LogNotifier]:
     settings = Settings(
         aws_endpoint_url=moto,
@@ -71,7 +73,7 @@ def _analyzer(
         log_poll_seconds=1,
         patterns_table=f"patterns-{unique}",
     )
-    notifier = LogNotifier()
+    notifier = notifier or LogNotifier()
     config = AnalyzerConfig(
         backfill_windows=6, max_windows_per_cycle=max_windows, daily_scan_budget_bytes=budget
     )
@@ -229,3 +231,51 @@ async def test_replicas_share_one_scan_budget_in_the_table(
     assert marks == {groups[0]: BASE + 1000, groups[1]: None}
     today = clock.now().strftime("%Y-%m-%d")
     assert await store.scanned_on(today) == len(b"ERROR disk 0 failing")
+
+
+class RefusingOnce(LogNotifier):
+    """SNS refuses the first Publish (throttled, a KMS key, a network fault)."""
+
+    refused = 0
+
+    async def publish(
+        self, subject: str, message: str, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise ConnectionError("sns unreachable")
+        await super().publish(subject, message, attributes)
+
+
+async def test_an_alert_sns_refused_is_kept_with_its_window_and_sent_next_cycle(
+    aws: AwsClients, moto_endpoint: str, unique: str
+) -> None:
+    await _table(aws, f"patterns-{unique}")
+    store = PatternStore(aws, f"patterns-{unique}")
+    group = f"/aiops/unsent/{unique}"
+    await store.commit_window(group, WindowMark(), WindowMark(watermark_ms=BASE, windows=50))
+    burst = [(BASE + 1000 + i, f"FATAL out of memory in worker {i}") for i in range(20)]
+    await _write(aws, group, burst)
+    clock = FixedClock(BASE + 2 * 1000 + 500)
+    notifier = RefusingOnce()
+    analyzer, _ = _analyzer(
+        aws, moto_endpoint, unique, group, clock, "replica-a", notifier=notifier
+    )
+
+    assert await analyzer.analyze_group(group) == 0  # decided, stored, refused
+    mark, _ = await store.load(group)
+    assert mark.watermark_ms == BASE + 2 * 1000  # the windows are analyzed, once
+    assert mark.pending_alert is not None and "out of memory" in mark.pending_alert["message"]
+    assert notifier.refused == 1 and not notifier.sent
+    unsent = analyzer._metrics.registry.get_sample_value("aiops_proactive_alerts_unsent_total")
+    assert unsent == 1
+
+    assert await analyzer.analyze_group(group) == 1  # the next cycle sends it
+    (note,) = notifier.sent
+    assert note.attributes["kind"] == "proactive_log_alert"
+    assert "out of memory" in note.message
+    mark, _ = await store.load(group)
+    assert mark.pending_alert is None and mark.watermark_ms == BASE + 2 * 1000
+
+    assert await analyzer.analyze_group(group) == 0  # and only once
+    assert len(notifier.sent) == 1
