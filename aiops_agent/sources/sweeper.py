@@ -59,6 +59,7 @@ class Sweeper:
         return len(due)
 
     async def run(self, stop: asyncio.Event) -> None:
+        failing = 0  # sweeps failed in a row: one traceback, then a line each, then recovered
         while not stop.is_set():
             self._health.beat(self._loop_name)
             try:
@@ -66,8 +67,16 @@ class Sweeper:
                     await until_stopped(self.sweep_once(stop), stop, self._stop_grace_s)
             except Abandoned:
                 log.info("sweeper.stopped_mid_sweep", grace_s=self._stop_grace_s)
-            except Exception:
-                log.exception("sweeper.failed")
+            except Exception as exc:
+                failing += 1
+                if failing == 1:
+                    log.exception("sweeper.failed")
+                else:
+                    log.warning("sweeper.still_failing", failed_sweeps=failing, error=repr(exc))
+            else:
+                if failing:
+                    log.info("sweeper.recovered", failed_sweeps=failing)
+                failing = 0
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._period):
                     await stop.wait()
