@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,14 +16,13 @@ from typing import Any
 
 from aiops_agent.aws.clients import AwsClients
 from aiops_agent.cli.render import table
+from aiops_agent.domain import durations
 from aiops_agent.domain.autonomy import Freeze, Matcher, Silence
 from aiops_agent.domain.ports import ControlError
 from aiops_agent.settings import Settings
 from aiops_agent.store.control import new_freeze_id, new_silence_id
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class UsageError(ValueError):
@@ -32,15 +30,11 @@ class UsageError(ValueError):
 
 
 def parse_duration(text: str) -> timedelta:
-    """`2h`, `90m`, `1h30m`, `1d` -> timedelta; UsageError otherwise."""
-    compact = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise UsageError(f"duration {text!r} is not like 30m, 2h, 1h30m or 1d")
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise UsageError(f"duration {text!r} must be positive")
-    return timedelta(seconds=seconds)
+    """`2h`, `90m`, `1h30m`, `1d` -> timedelta (domain.durations); UsageError otherwise."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def parse_time(text: str) -> datetime:

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from aiops_agent.domain import durations
 from aiops_agent.domain.autonomy import Freeze, Matcher, Silence
 from aiops_agent.domain.ports import ControlError, ControlStore
 from aiops_agent.store.control import new_freeze_id, new_silence_id
@@ -27,9 +28,7 @@ MAX_MATCHERS = 10
 MAX_REASON = 500
 RECENT = 20
 """Ended silences and freezes shown below the active ones."""
-_DURATION = re.compile(r"^\s*(\d{1,4})\s*([mhd])\s*$")
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 CONTROL_NOTICES = {
     "silence-added": ("ok", "Silence added: matching events open no recovery and notify no one."),
@@ -42,13 +41,11 @@ CONTROL_NOTICES = {
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90m`, `2h`, `3d` -> timedelta; ValueError saying what is accepted."""
-    found = _DURATION.match(text or "")
-    if not found:
-        raise ValueError("a duration is a number and m, h or d (90m, 2h, 3d)")
-    value = timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
-    if not timedelta(0) < value <= MAX_DURATION:
-        raise ValueError("a duration is more than 0 and at most 30 days")
+    """The CLI's grammar (`90m`, `2h`, `1h30m`, `3d`, `2w`: domain.durations), at most 30 days
+    from the console; ValueError saying what is accepted."""
+    value = durations.parse_duration(text)
+    if value > MAX_DURATION:
+        raise ValueError("a duration from the console is at most 30 days")
     return value
 
 

@@ -116,6 +116,10 @@ def test_control_durations() -> None:
     assert parse_duration("90m") == timedelta(minutes=90)
     assert parse_duration(" 2h ") == timedelta(hours=2)
     assert parse_duration("30d") == timedelta(days=30)
-    for bad in ("", "2", "h", "0h", "31d", "2w", "-1h", "1.5h"):
+    # The CLI's grammar: the same text means the same in both places.
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    assert parse_duration("2w") == timedelta(days=14)
+    assert parse_duration("1.5h") == timedelta(minutes=90)
+    for bad in ("", "2", "h", "0h", "31d", "5w", "-1h", "2x"):
         with pytest.raises(ValueError):
             parse_duration(bad)
