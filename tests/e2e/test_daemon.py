@@ -277,6 +277,7 @@ RECEIVE_WAIT = 20
 """SQS's longest long poll, in seconds."""
 
 
+@pytest.mark.slow  # ~22 s: it waits out a 20 s long poll on purpose; .ci/run's -m slow runs it
 async def test_run_command_exits_0_on_sigterm(
     moto_endpoint: str, stack: Stack, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 
+@pytest.mark.slow  # ~22 s (the whole tour); .ci/run's -m slow stage runs it
 @pytest.mark.timeout(300)
 def test_demo_recovers_every_scenario_and_exits_0() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIOPS_", "AWS_"))}
