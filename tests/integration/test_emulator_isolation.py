@@ -77,13 +77,13 @@ async def test_a_cancelled_transaction_loses_no_concurrent_write(
 
 
 class AnswerLost(Rule):
-    """The first `times` matching TransactWriteItems land in the emulator, and their answer is
-    a 500 (what a timeout or a dropped connection after the write does): botocore retries."""
+    """The first `times` matching writes (TransactWriteItems unless told) land in the emulator,
+    and their answer is a 500 (what a timeout or a dropped connection after the write does):
+    botocore retries."""
 
-    operations = op_set("TransactWriteItems")
-
-    def __init__(self, times: int = 1) -> None:
+    def __init__(self, times: int = 1, operation: str = "TransactWriteItems") -> None:
         self.left = times
+        self.operations = op_set(operation)
 
     def matches(self, ex: Exchange) -> bool:
         return self.left > 0 and super().matches(ex)

@@ -11,25 +11,8 @@ from aiops_agent.aws.clients import AwsClients
 from aiops_agent.store.dynamodb import DynamoIncidentStore
 from aiops_agent.store.tables import ensure_tables
 from tests.aws_proxy import AwsProxy
-from tests.aws_rules import Exchange, Proceed, Reply, Rule, error_reply, op_set
 from tests.integration.test_audit_trail import T0, fresh
-
-
-class PutAnswerLost(Rule):
-    """The next PutItem lands in the emulator and its answer is a 500: botocore retries."""
-
-    operations = op_set("PutItem")
-
-    def __init__(self) -> None:
-        self.left = 1
-
-    def matches(self, ex: Exchange) -> bool:
-        return self.left > 0 and super().matches(ex)
-
-    async def apply(self, ex: Exchange, proceed: Proceed) -> Reply:
-        await proceed(ex)
-        self.left -= 1
-        return error_reply(ex.protocol, ex.service, "internal")
+from tests.integration.test_emulator_isolation import AnswerLost
 
 
 async def test_a_put_whose_answer_was_lost_is_the_stores_own_write(
@@ -39,7 +22,7 @@ async def test_a_put_whose_answer_was_lost_is_the_stores_own_write(
     incident = fresh()
     async with AwsClients(endpoint_url=proxy.url, max_attempts=3) as retrying:
         store = DynamoIncidentStore(retrying, f"inc-{unique}")  # no audit: plain PutItem
-        proxy.add(PutAnswerLost())
+        proxy.add(AnswerLost(operation="PutItem"))
         assert await store.create(incident) is True  # not "another delivery stored it"
         assert len(proxy.select(operation="PutItem")) == 2
         # A real second delivery: the same event, decided again a moment later.
@@ -47,7 +30,7 @@ async def test_a_put_whose_answer_was_lost_is_the_stores_own_write(
         assert await store.create(again) is False
         stored = incident.model_copy(update={"version": 1})
         claim = stored.model_copy(update={"updated_at": T0 + timedelta(seconds=5)})
-        proxy.add(PutAnswerLost())
+        proxy.add(AnswerLost(operation="PutItem"))
         saved = await store.save(claim)  # landed, answer lost, retried: ours, not a conflict
         assert saved.version == 2 and saved.updated_at == claim.updated_at
         assert len(proxy.select(operation="PutItem")) == 5
